@@ -1,0 +1,108 @@
+"""The one small interface every inference backend implements, and the job facts they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from omegaconf import MISSING
+from torch import nn
+
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+
+@dataclass
+class BackendSettings:
+    """Base schema of ``conf/backend/<name>.yaml``; subclasses add their own keys."""
+
+    name: str = MISSING
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a backend needs to know about the job, resolved and validated."""
+
+    device: torch.device
+    precision: str
+    batch_size: int
+    resolution: int
+    work_dir: Path
+    cache_dir: Path
+    cpu_threads: int
+    pinned_memory: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.precision]
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch_size, 3, self.resolution, self.resolution)
+
+
+@dataclass
+class BuildResult:
+    """What building an engine produced: files to log as the engine artifact, tags and extra metrics."""
+
+    engine_files: list[Path] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class InferenceStep(ABC):
+    """One inference in a given mode, callable repeatedly by the harness.
+
+    ``stream`` set: the harness times each call with CUDA events recorded on that stream (the step enqueues
+    its work there). ``stream`` None: the call is synchronous (it waits for the device itself) and the harness
+    times it with the host clock.
+    """
+
+    stream: torch.cuda.Stream | None = None
+
+    @abstractmethod
+    def __call__(self) -> None: ...
+
+    @abstractmethod
+    def output(self) -> torch.Tensor:
+        """The last call's output as a CPU float32 tensor (for parity checks)."""
+
+
+class Backend(ABC):
+    """Builds an engine for one job and hands the harness an :class:`InferenceStep` per mode."""
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type[BackendSettings]]
+    needs_onnx: ClassVar[bool] = True
+
+    def __init__(self, settings: Any, ctx: JobContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+
+    @classmethod
+    @abstractmethod
+    def check(cls, settings: Any, ctx: JobContext) -> None:
+        """Raise :class:`~blockbench.errors.ConfigError` if this job cannot run here; do no work."""
+
+    @abstractmethod
+    def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
+        """Make the engine from the run-dtype model and/or its ONNX export."""
+
+    @abstractmethod
+    def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
+        """An inference step for ``mode`` (``compute`` or ``end_to_end``) fed from ``host_input``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends just drop references
+        """Release engines, sessions and graphs so the next job in this process starts clean."""

@@ -1,0 +1,202 @@
+"""ONNX Runtime backend: CPU execution provider, or the CUDA provider with I/O bound to device buffers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
+from blockbench.backends.onnxruntime.settings import GRAPH_OPTIMIZATION_LEVELS, OnnxRuntimeSettings
+from blockbench.errors import BackendUnavailableError, ConfigError
+
+log = logging.getLogger(__name__)
+
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+# Precisions each provider runs natively; anything else is refused before work starts.
+SUPPORTED_PRECISIONS = {CPU_EP: ("fp32",), CUDA_EP: ("fp32", "tf32", "fp16")}
+OPTIMIZED_MODEL_NAME = "model.ort.onnx"
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend=onnxruntime needs onnxruntime ({exc}); install it with: pip install onnxruntime "
+            "(or onnxruntime-gpu for the CUDA provider)"
+        ) from exc
+    return onnxruntime
+
+
+def resolve_providers(settings: OnnxRuntimeSettings, ctx: JobContext) -> list[str]:
+    """The provider list for this job: configured, or the natural one for the device; validated."""
+    ort = _ort()
+    providers = list(settings.providers) if settings.providers else ([CUDA_EP, CPU_EP] if ctx.is_cuda else [CPU_EP])
+    known, available = ort.get_all_providers(), ort.get_available_providers()
+    for provider in providers:
+        if provider not in known:
+            raise ConfigError(
+                f"backend.providers contains {provider!r}, which is not an ONNX Runtime provider; "
+                f"available here: {', '.join(available)}"
+            )
+        if provider not in available:
+            hint = " (install onnxruntime-gpu for CUDAExecutionProvider)" if provider == CUDA_EP else ""
+            raise ConfigError(
+                f"backend.providers contains {provider!r}, which this onnxruntime "
+                f"{ort.__version__} build lacks{hint}; available here: {', '.join(available)}"
+            )
+    if providers[0] not in SUPPORTED_PRECISIONS:
+        raise ConfigError(
+            f"backend.providers[0]={providers[0]!r} is not supported by blockbench; "
+            f"choose one of: {', '.join(SUPPORTED_PRECISIONS)}"
+        )
+    if ctx.is_cuda != (providers[0] == CUDA_EP):
+        raise ConfigError(
+            f"backend.providers[0]={providers[0]!r} does not match hardware.device={ctx.device}; "
+            f"use {CUDA_EP} for cuda devices and {CPU_EP} for cpu"
+        )
+    return providers
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    settings_class = OnnxRuntimeSettings
+
+    def __init__(self, settings: OnnxRuntimeSettings, ctx: JobContext) -> None:
+        super().__init__(settings, ctx)
+        self.session: Any = None
+
+    @classmethod
+    def check(cls, settings: OnnxRuntimeSettings, ctx: JobContext) -> None:
+        if settings.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
+            raise ConfigError(
+                f"backend.graph_optimization_level={settings.graph_optimization_level!r} is not allowed; "
+                f"choose one of: {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
+            )
+        for key in ("intra_op_threads", "inter_op_threads"):
+            if getattr(settings, key) < 0:
+                raise ConfigError(f"backend.{key}={getattr(settings, key)!r} is not allowed; it must be >= 0")
+        provider = resolve_providers(settings, ctx)[0]
+        allowed = SUPPORTED_PRECISIONS[provider]
+        if ctx.precision not in allowed:
+            raise ConfigError(
+                f"precision={ctx.precision} is not supported by backend=onnxruntime with {provider}; "
+                f"choose one of: {', '.join(allowed)}"
+            )
+
+    def _session_options(self) -> Any:
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "layout": getattr(
+                ort.GraphOptimizationLevel, "ORT_ENABLE_LAYOUT", ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            ),
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.settings.graph_optimization_level]
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = self.settings.intra_op_threads or self.ctx.cpu_threads
+        options.inter_op_num_threads = self.settings.inter_op_threads
+        options.optimized_model_filepath = str(self.ctx.work_dir / OPTIMIZED_MODEL_NAME)
+        options.log_severity_level = 3
+        return options
+
+    def _provider_options(self, providers: list[str]) -> list[tuple[str, dict[str, str]]]:
+        result = []
+        for provider in providers:
+            options: dict[str, str] = {}
+            if provider == CUDA_EP:
+                options = {
+                    "device_id": str(self.ctx.device.index or 0),
+                    "use_tf32": "1" if self.ctx.precision == "tf32" else "0",
+                    "cudnn_conv_algo_search": "EXHAUSTIVE",
+                }
+            result.append((provider, options))
+        return result
+
+    def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
+        ort = _ort()
+        assert onnx_path is not None, "onnxruntime needs the ONNX export"
+        providers = resolve_providers(self.settings, self.ctx)
+        self.session = ort.InferenceSession(
+            str(onnx_path), sess_options=self._session_options(), providers=self._provider_options(providers)
+        )
+        used = self.session.get_providers()
+        if used[0] != providers[0]:
+            raise ConfigError(f"onnxruntime fell back to {used[0]} instead of {providers[0]}")
+        optimized = self.ctx.work_dir / OPTIMIZED_MODEL_NAME
+        return BuildResult(
+            engine_files=[optimized] if optimized.exists() else [],
+            tags={"ort_providers": ",".join(used), "ort_version": ort.__version__},
+        )
+
+    def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
+        if mode == "compute" and self.settings.io_binding:
+            return _BoundStep(self.session, host_input, self.ctx)
+        return _HostStep(self.session, host_input, self.ctx)
+
+    def close(self) -> None:
+        self.session = None
+
+
+class _HostStep(InferenceStep):
+    """``session.run`` on host arrays: ORT copies in and out itself (end_to_end, or no I/O binding)."""
+
+    def __init__(self, session: Any, host_input: torch.Tensor, ctx: JobContext) -> None:
+        self.session = session
+        self.feed = {session.get_inputs()[0].name: host_input.numpy()}
+        self.result: np.ndarray | None = None
+
+    def __call__(self) -> None:
+        self.result = self.session.run(None, self.feed)[0]
+
+    def output(self) -> torch.Tensor:
+        assert self.result is not None
+        return torch.from_numpy(self.result).float()
+
+
+class _BoundStep(InferenceStep):
+    """I/O bound once to pre-allocated buffers (device buffers on CUDA); the run waits for the device."""
+
+    def __init__(self, session: Any, host_input: torch.Tensor, ctx: JobContext) -> None:
+        self.session = session
+        self.ctx = ctx
+        output_meta = session.get_outputs()[0]
+        self.input = host_input.to(ctx.device).contiguous()
+        out_shape = [ctx.batch_size if not isinstance(d, int) else d for d in output_meta.shape]
+        self.output_buffer = torch.empty(out_shape, dtype=host_input.dtype, device=ctx.device)
+        self.binding = session.io_binding()
+        device_type = "cuda" if ctx.is_cuda else "cpu"
+        device_id = ctx.device.index or 0
+        element_type = self.input.numpy().dtype.type if not ctx.is_cuda else _numpy_type(host_input.dtype)
+        self.binding.bind_input(
+            session.get_inputs()[0].name,
+            device_type,
+            device_id,
+            element_type,
+            list(self.input.shape),
+            self.input.data_ptr(),
+        )
+        self.binding.bind_output(
+            output_meta.name, device_type, device_id, element_type, out_shape, self.output_buffer.data_ptr()
+        )
+
+    def __call__(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+        if self.ctx.is_cuda:
+            torch.cuda.synchronize(self.ctx.device)
+
+    def output(self) -> torch.Tensor:
+        return self.output_buffer.float().cpu()
+
+
+def _numpy_type(dtype: torch.dtype) -> type:
+    return {torch.float32: np.float32, torch.float16: np.float16}[dtype]

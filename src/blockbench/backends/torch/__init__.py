@@ -1,0 +1,146 @@
+"""PyTorch backend: eager, eager replayed in a CUDA graph, or torch.compile (optionally graph-replayed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
+from blockbench.backends.torch.settings import (
+    COMPILE_MODES,
+    SELF_GRAPHED_COMPILE_MODES,
+    TORCH_MODES,
+    TorchSettings,
+)
+from blockbench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CPU_PRECISIONS = ("fp32", "bf16", "fp16")
+GRAPH_WARMUP_ITERS = 3
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    settings_class = TorchSettings
+    needs_onnx = False
+
+    def __init__(self, settings: TorchSettings, ctx: JobContext) -> None:
+        super().__init__(settings, ctx)
+        self.module: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.stream = torch.cuda.Stream(ctx.device) if ctx.is_cuda else None
+
+    @classmethod
+    def check(cls, settings: TorchSettings, ctx: JobContext) -> None:
+        if settings.mode not in TORCH_MODES:
+            raise ConfigError(f"backend.mode={settings.mode!r} is not allowed; choose one of: {', '.join(TORCH_MODES)}")
+        if settings.compile_mode not in COMPILE_MODES:
+            raise ConfigError(
+                f"backend.compile_mode={settings.compile_mode!r} is not allowed; "
+                f"choose one of: {', '.join(COMPILE_MODES)}"
+            )
+        if settings.mode == "cuda_graph" and not ctx.is_cuda:
+            raise ConfigError("backend.mode=cuda_graph needs a CUDA device (hardware.device=cuda); this job is on cpu")
+        if not ctx.is_cuda and ctx.precision not in CPU_PRECISIONS:
+            raise ConfigError(
+                f"precision={ctx.precision} needs a CUDA device with backend=torch; on cpu choose one of: "
+                f"{', '.join(CPU_PRECISIONS)}"
+            )
+
+    @property
+    def graphed(self) -> bool:
+        """Whether the harness replays a CUDA graph we captured (not inductor's own graphs)."""
+        if self.settings.mode == "cuda_graph":
+            return True
+        return (
+            self.settings.mode == "compile"
+            and self.ctx.is_cuda
+            and self.settings.compile_cuda_graph
+            and self.settings.compile_mode not in SELF_GRAPHED_COMPILE_MODES
+        )
+
+    def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
+        memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
+        model = model.to(device=self.ctx.device, memory_format=memory_format)
+        if self.settings.mode == "compile":
+            log.info("build: torch.compile(mode=%s)", self.settings.compile_mode)
+            self.module = torch.compile(model, mode=self.settings.compile_mode, fullgraph=True)
+        else:
+            self.module = model
+        tags = {"torch_mode": self.settings.mode, "cuda_graph": str(self.graphed).lower()}
+        return BuildResult(tags=tags)
+
+    def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
+        assert self.module is not None, "build() first"
+        memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
+        return _TorchStep(self, host_input, mode, memory_format)
+
+    def close(self) -> None:
+        self.module = None
+        if self.ctx.is_cuda:
+            torch.cuda.synchronize(self.ctx.device)
+            torch.cuda.empty_cache()
+        torch._dynamo.reset()
+
+
+class _TorchStep(InferenceStep):
+    """Static input/output buffers; end_to_end adds the host->device and device->host copies on the stream."""
+
+    def __init__(self, backend: TorchBackend, host_input: torch.Tensor, mode: str, fmt: torch.memory_format) -> None:
+        self.module = backend.module
+        self.stream = backend.stream
+        self.end_to_end = mode == "end_to_end" and backend.ctx.is_cuda
+        self.host_input = host_input
+        self.input = host_input.to(backend.ctx.device).contiguous(memory_format=fmt)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        with torch.no_grad():
+            if backend.graphed:
+                self.result = self._capture()
+            else:
+                self.result = self._forward()
+        self.host_output = (
+            torch.empty(self.result.shape, dtype=self.result.dtype, pin_memory=backend.ctx.pinned_memory)
+            if self.end_to_end
+            else None
+        )
+
+    def _forward(self) -> torch.Tensor:
+        assert self.module is not None
+        if self.stream is None:
+            return self.module(self.input)
+        with torch.cuda.stream(self.stream):
+            return self.module(self.input)
+
+    def _capture(self) -> torch.Tensor:
+        assert self.stream is not None
+        for _ in range(GRAPH_WARMUP_ITERS):  # allocator, cuDNN and autotuning settle before capture
+            self._forward()
+        self.stream.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, stream=self.stream):
+            result = self.module(self.input)  # type: ignore[misc]
+        return result
+
+    def __call__(self) -> None:
+        with torch.no_grad():
+            if self.stream is None:
+                self.result = self._forward()
+                return
+            with torch.cuda.stream(self.stream):
+                if self.end_to_end:
+                    self.input.copy_(self.host_input, non_blocking=True)
+                if self.graph is not None:
+                    self.graph.replay()
+                else:
+                    self.result = self._forward()
+                if self.host_output is not None:
+                    self.host_output.copy_(self.result, non_blocking=True)
+
+    def output(self) -> torch.Tensor:
+        if self.stream is not None:
+            self.stream.synchronize()
+        return self.result.float().cpu()

@@ -1,0 +1,21 @@
+"""Schema of ``conf/backend/torch.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from blockbench.backends.base import BackendSettings
+
+TORCH_MODES = ("eager", "cuda_graph", "compile")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# Inductor modes that already replay CUDA graphs themselves: never capture them a second time.
+SELF_GRAPHED_COMPILE_MODES = ("reduce-overhead", "max-autotune")
+
+
+@dataclass
+class TorchSettings(BackendSettings):
+    name: str = "torch"
+    mode: str = "eager"
+    compile_mode: str = "default"
+    compile_cuda_graph: bool = True
+    channels_last: bool = False

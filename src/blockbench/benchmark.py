@@ -1,0 +1,145 @@
+"""The one latency harness every backend goes through (trtexec / MLPerf style stopping rule).
+
+Cold first inference, then warm-up until both an iteration count and a duration are reached, then measurement
+until both ``min_iters`` and ``min_s`` are reached (or ``max_s`` runs out). Every sample is kept. GPU steps are
+timed with CUDA events on the step's stream and synchronised per iteration (per-request latency, no queueing);
+synchronous steps with the host's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from blockbench.backends.base import InferenceStep
+from blockbench.hardware import MemoryProbe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    warmup_iters: int
+    warmup_s: float
+    min_iters: int
+    min_s: float
+    max_s: float
+    batch_size: int = 1
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Per-iteration latencies in milliseconds plus the cold first inference."""
+
+    samples_ms: np.ndarray
+    first_inference_ms: float
+    batch_size: int
+    timer: str  # "cuda_event" or "host_clock"
+
+    def summary(self) -> dict[str, float]:
+        s = self.samples_ms
+        mean = float(s.mean())
+        return {
+            "latency_ms_mean": mean,
+            "latency_ms_median": float(np.median(s)),
+            "latency_ms_min": float(s.min()),
+            "latency_ms_max": float(s.max()),
+            "latency_ms_std": float(s.std(ddof=1)) if s.size > 1 else 0.0,
+            "latency_cov": float(s.std(ddof=1) / mean) if s.size > 1 and mean > 0 else 0.0,
+            "latency_ms_p90": float(np.percentile(s, 90)),
+            "latency_ms_p95": float(np.percentile(s, 95)),
+            "latency_ms_p99": float(np.percentile(s, 99)),
+            "throughput_qps": float(1000.0 * self.batch_size / np.median(s)),
+            "first_inference_ms": self.first_inference_ms,
+            "iterations": float(s.size),
+        }
+
+
+class _Timer:
+    """Times one call of a step: CUDA events on its stream, or the host clock for synchronous steps."""
+
+    def __init__(self, step: InferenceStep) -> None:
+        self.step = step
+        self.stream = step.stream
+        if self.stream is not None:
+            self.start = torch.cuda.Event(enable_timing=True)
+            self.end = torch.cuda.Event(enable_timing=True)
+        self.kind = "cuda_event" if self.stream is not None else "host_clock"
+
+    def __call__(self) -> float:
+        if self.stream is None:
+            t0 = time.perf_counter_ns()
+            self.step()
+            return (time.perf_counter_ns() - t0) / 1e6
+        self.start.record(self.stream)
+        self.step()
+        self.end.record(self.stream)
+        self.end.synchronize()
+        return self.start.elapsed_time(self.end)
+
+
+def measure(
+    step: InferenceStep,
+    settings: BenchmarkSettings,
+    probe: MemoryProbe | None = None,
+    on_first: Callable[[], None] | None = None,
+) -> LatencyResult:
+    """Run the cold call, the warm-up and the measurement loop on ``step``.
+
+    ``on_first`` runs right after the cold call (the parity check, so a wrong engine fails before minutes of
+    measurement); ``probe`` is sampled after warm-up and at the end.
+    """
+    timer = _Timer(step)
+    first = timer()
+    if on_first is not None:
+        on_first()
+    begin = time.monotonic()
+    done = 0
+    while (done < settings.warmup_iters or time.monotonic() - begin < settings.warmup_s) and (
+        time.monotonic() - begin < settings.max_s
+    ):
+        timer()
+        done += 1
+    log.info("benchmark: cold %.3f ms, %d warm-up iterations in %.1f s", first, done, time.monotonic() - begin)
+    if probe is not None:
+        probe.sample()
+
+    samples: list[float] = []
+    begin = time.monotonic()
+    with tqdm(total=settings.min_iters, desc="measure", unit="it", disable=not settings.progress, leave=False) as bar:
+        while True:
+            elapsed = time.monotonic() - begin
+            if samples and elapsed >= settings.max_s:
+                log.warning("benchmark: stopped at max_s=%.0f s after %d iterations", settings.max_s, len(samples))
+                break
+            if len(samples) >= settings.min_iters and elapsed >= settings.min_s:
+                break
+            samples.append(timer())
+            if len(samples) <= settings.min_iters:
+                bar.update(1)
+    if probe is not None:
+        probe.sample()
+    result = LatencyResult(
+        samples_ms=np.asarray(samples, dtype=np.float64),
+        first_inference_ms=first,
+        batch_size=settings.batch_size,
+        timer=timer.kind,
+    )
+    stats = result.summary()
+    log.info(
+        "benchmark: %d iterations in %.1f s, median %.3f ms, p99 %.3f ms, CoV %.2f%% (%s)",
+        len(samples),
+        time.monotonic() - begin,
+        stats["latency_ms_median"],
+        stats["latency_ms_p99"],
+        100 * stats["latency_cov"],
+        timer.kind,
+    )
+    return result

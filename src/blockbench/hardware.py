@@ -1,0 +1,69 @@
+"""Device resolution, numeric-mode switches and memory probes."""
+
+from __future__ import annotations
+
+import re
+
+import psutil
+import torch
+
+from blockbench.errors import ConfigError
+
+_DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` -> a device that exists here, else a :class:`ConfigError`."""
+    match = _DEVICE.match(str(name))
+    if not match or (match.group(1) == "cpu" and match.group(2)):
+        raise ConfigError(f"hardware.device={name!r} is not allowed; choose one of: cpu, cuda, cuda:N")
+    if match.group(1) == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"hardware.device={name!r} but no CUDA device is usable here (torch {torch.__version__}, "
+            f"built for CUDA {torch.version.cuda}); use hardware.device=cpu"
+        )
+    index = int(match.group(2) or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"hardware.device={name!r} does not exist; this machine has cuda:0..cuda:{count - 1}")
+    return torch.device("cuda", index)
+
+
+def set_numeric_mode(precision: str, cpu_threads: int) -> None:
+    """TF32 on only for ``tf32``; strict IEEE FP32 everywhere else. Also pins torch's CPU thread count."""
+    allow_tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
+    if cpu_threads > 0:
+        torch.set_num_threads(cpu_threads)
+
+
+class MemoryProbe:
+    """Peak memory of a job: device allocator peak plus non-torch device use on GPU, sampled RSS on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+        self.process = psutil.Process()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            free, total = torch.cuda.mem_get_info(device)
+            self.baseline_used = total - free - torch.cuda.memory_reserved(device)
+
+    def sample(self) -> None:
+        if self.device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(self.device)
+            # Memory held outside torch's allocator (TensorRT, ONNX Runtime, cuDNN workspaces) since job start.
+            foreign = max(0, total - free - torch.cuda.memory_reserved(self.device) - self.baseline_used)
+            used = torch.cuda.max_memory_allocated(self.device) + foreign
+        else:
+            used = self.process.memory_info().rss
+        self.peak_bytes = max(self.peak_bytes, used)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20

@@ -1,0 +1,25 @@
+"""Model construction: the paper's networks from the composed run config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
+from blockbench.models.network import BlockNet, initialise
+
+__all__ = ["ACTIVATIONS", "BLOCKS", "NORMS", "BlockNet", "build_model"]
+
+
+def build_model(cfg: Any) -> nn.Module:
+    """Build the seeded, calibrated, eval-mode FP32 network described by a composed config."""
+    model = BlockNet(
+        block=cfg.block.name,
+        norm=cfg.norm.name,
+        act=cfg.act.name,
+        channels=list(cfg.model.channels),
+        blocks_per_stage=int(cfg.model.blocks_per_stage),
+        num_classes=int(cfg.model.num_classes),
+    )
+    return initialise(model, seed=int(cfg.seed))

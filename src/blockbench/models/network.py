@@ -1,0 +1,73 @@
+"""The paper's network: BN/ReLU stem, four stages of one block type, GAP + Linear head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from blockbench.models.blocks import BLOCK_TYPES, act_factory, norm_factory
+
+
+class BlockNet(nn.Module):
+    """Stem -> 4 stages (2x2 maxpool after stages 0-2) -> global average pool -> Linear."""
+
+    def __init__(
+        self,
+        block: str,
+        norm: str,
+        act: str,
+        channels: Sequence[int],
+        blocks_per_stage: int,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        if len(channels) != 5:
+            raise ValueError(f"channels needs 5 widths (stem + 4 stages), got {list(channels)}")
+        if block not in BLOCK_TYPES:
+            raise ValueError(f"unknown block {block!r}; choose one of {', '.join(BLOCK_TYPES)}")
+        block_type = BLOCK_TYPES[block]
+        make_norm, make_act = norm_factory(norm), act_factory(act)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels[0], 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        stages: list[nn.Module] = []
+        for i in range(4):
+            c_in, c_out = channels[i], channels[i + 1]
+            layers = [block_type(c_in, c_out, make_norm, make_act)]
+            layers += [block_type(c_out, c_out, make_norm, make_act) for _ in range(blocks_per_stage - 1)]
+            if i < 3:
+                layers.append(nn.MaxPool2d(2, stride=2))
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels[4], num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+def initialise(model: nn.Module, seed: int, calibration_size: int = 64) -> nn.Module:
+    """Seeded He init plus BatchNorm statistics from one random batch, then eval mode.
+
+    Default init with identity BN statistics lets activations vanish or explode across 30+ layers; that
+    underflows FP16, makes parity checks meaningless and can hit denormal slow paths on CPUs. Calibrated
+    statistics keep every layer's output O(1), as in a trained network.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+                if module.bias is not None:
+                    module.bias.uniform_(-0.1, 0.1, generator=generator)
+            elif isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None  # cumulative average over the calibration pass
+        model.train()
+        model(torch.randn(2, 3, calibration_size, calibration_size, generator=generator))
+    return model.eval()
