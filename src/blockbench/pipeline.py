@@ -159,12 +159,14 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         host_input = host_input.pin_memory()
     with stages("reference"):
         reference = _reference_output(model, host_input, ctx)
-    run_model = model.to(ctx.dtype)
-
     onnx_path: Path | None = None
     if plan.backend_class.needs_onnx:
+        onnx_dtype = plan.backend_class.onnx_dtype(plan.settings, ctx)
         with stages("export"):
-            exported = export_onnx(run_model, host_input.to(ctx.device), ctx.work_dir / "model.onnx", cfg.export.opset)
+            exported = export_onnx(
+                model.to(onnx_dtype), host_input.to(ctx.device, onnx_dtype), ctx.work_dir / "model.onnx",
+                cfg.export.opset,
+            )
         onnx_path = exported.path
         metrics["export_s"] = exported.seconds
     else:
@@ -176,12 +178,11 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     try:
         with stages("build"):
             start = time.perf_counter()
-            build = backend.build(run_model, onnx_path)
+            build = backend.build(model.to(ctx.dtype), onnx_path)
             step = backend.step(host_input, cfg.benchmark.mode)
             metrics["build_s"] = time.perf_counter() - start
         tags.update(build.tags)
         metrics.update(build.metrics)
-        (ctx.work_dir / "engine_files.json").write_text(json.dumps([str(p) for p in build.engine_files]))
 
         def check_parity() -> None:
             abs_err, rel_err = _parity(step.output(), reference)
@@ -197,6 +198,11 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
 
         with stages("benchmark"):
             latency = measure(step, _benchmark_settings(cfg), probe, on_first=check_parity)
+        after = backend.after_benchmark(step)
+        build.engine_files += after.engine_files
+        tags.update(after.tags)
+        metrics.update(after.metrics)
+        (ctx.work_dir / "engine_files.json").write_text(json.dumps([str(p) for p in build.engine_files]))
     finally:
         backend.close()
     metrics.update(latency.summary())

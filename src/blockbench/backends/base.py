@@ -96,6 +96,11 @@ class Backend(ABC):
     def check(cls, settings: Any, ctx: JobContext) -> None:
         """Raise :class:`~blockbench.errors.ConfigError` if this job cannot run here; do no work."""
 
+    @classmethod
+    def onnx_dtype(cls, settings: Any, ctx: JobContext) -> torch.dtype:
+        """Element type of the exported graph; TensorRT's weak typing builds FP16 from an FP32 graph."""
+        return ctx.dtype
+
     @abstractmethod
     def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
         """Make the engine from the run-dtype model and/or its ONNX export."""
@@ -103,6 +108,10 @@ class Backend(ABC):
     @abstractmethod
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
         """An inference step for ``mode`` (``compute`` or ``end_to_end``) fed from ``host_input``."""
+
+    def after_benchmark(self, step: InferenceStep) -> BuildResult:
+        """Work after the timed loop that must not perturb it (e.g. a per-layer profile); extra artifacts."""
+        return BuildResult()
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends just drop references
         """Release engines, sessions and graphs so the next job in this process starts clean."""
