@@ -164,7 +164,9 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         onnx_dtype = plan.backend_class.onnx_dtype(plan.settings, ctx)
         with stages("export"):
             exported = export_onnx(
-                model.to(onnx_dtype), host_input.to(ctx.device, onnx_dtype), ctx.work_dir / "model.onnx",
+                model.to(onnx_dtype),
+                host_input.to(ctx.device, onnx_dtype),
+                ctx.work_dir / "model.onnx",
                 cfg.export.opset,
             )
         onnx_path = exported.path
