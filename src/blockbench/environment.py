@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -79,7 +80,13 @@ def device_name(device: torch.device) -> str:
 
 @lru_cache(maxsize=1)
 def git_commit(root: Path) -> str:
-    """HEAD of the project checkout, with ``-dirty`` when the tree has changes; ``unknown`` outside git."""
+    """HEAD of the project checkout, with ``-dirty`` when the tree has changes; ``unknown`` outside git.
+
+    ``BLOCKBENCH_GIT_COMMIT`` names the commit where the code runs from a copy without ``.git`` (containers,
+    remote GPU machines).
+    """
+    if os.environ.get("BLOCKBENCH_GIT_COMMIT"):
+        return os.environ["BLOCKBENCH_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
