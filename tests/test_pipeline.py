@@ -137,9 +137,9 @@ def test_bad_input_gives_one_clear_message_and_no_run(tmp_path: Path, args: list
 
 
 def test_parity_measures_relative_error_and_rejects_nan() -> None:
-    ref = torch.tensor([[1.0, -4.0]])
-    abs_err, rel_err = _parity(torch.tensor([[1.1, -4.0]]), ref)
-    assert abs_err == pytest.approx(0.1) and rel_err == pytest.approx(0.025)
+    ref = torch.tensor([[3.0, -4.0]])  # ||ref|| = 5
+    abs_err, rel_err = _parity(torch.tensor([[3.1, -4.0]]), ref)
+    assert abs_err == pytest.approx(0.1) and rel_err == pytest.approx(0.02)
     assert rel_err > PARITY_TOLERANCE["fp32"] and rel_err <= PARITY_TOLERANCE["bf16"]
     from blockbench.errors import ParityError
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from blockbench.backends.base import InferenceStep
-from blockbench.hardware import MemoryProbe
+from blockbench.hardware import MemoryProbe, gpu_state
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class LatencyResult:
     first_inference_ms: float
     batch_size: int
     timer: str  # "cuda_event" or "host_clock"
+    device_state: dict[str, float] = field(default_factory=dict)  # GPU clocks/temperature, start and end
 
     def summary(self) -> dict[str, float]:
         s = self.samples_ms
@@ -59,6 +60,7 @@ class LatencyResult:
             "throughput_qps": float(1000.0 * self.batch_size / np.median(s)),
             "first_inference_ms": self.first_inference_ms,
             "iterations": float(s.size),
+            **self.device_state,
         }
 
 
@@ -110,6 +112,7 @@ def measure(
     log.info("benchmark: cold %.3f ms, %d warm-up iterations in %.1f s", first, done, time.monotonic() - begin)
     if probe is not None:
         probe.sample()
+    state_start = gpu_state(probe.device) if probe is not None else {}
 
     samples: list[float] = []
     begin = time.monotonic()
@@ -126,11 +129,15 @@ def measure(
                 bar.update(1)
     if probe is not None:
         probe.sample()
+    state_end = gpu_state(probe.device) if probe is not None else {}
+    device_state = {f"gpu_{k}_start": v for k, v in state_start.items()}
+    device_state.update({f"gpu_{k}_end": v for k, v in state_end.items()})
     result = LatencyResult(
         samples_ms=np.asarray(samples, dtype=np.float64),
         first_inference_ms=first,
         batch_size=settings.batch_size,
         timer=timer.kind,
+        device_state=device_state,
     )
     stats = result.summary()
     log.info(

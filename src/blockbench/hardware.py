@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import psutil
@@ -39,6 +40,35 @@ def set_numeric_mode(precision: str, cpu_threads: int) -> None:
     torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
     if cpu_threads > 0:
         torch.set_num_threads(cpu_threads)
+
+
+def gpu_state(device: torch.device) -> dict[str, float]:
+    """SM/memory clocks (MHz), temperature (C) and power (W) of a CUDA device now; empty if NVML is missing.
+
+    Recorded at the start and end of measurement: a clock that dropped (thermal or power capping) or never
+    ramped up explains a surprising latency.
+    """
+    if device.type != "cuda":
+        return {}
+    try:
+        import pynvml
+    except ImportError:
+        return {}
+    try:
+        pynvml.nvmlInit()
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible and visible.split(",")[index].strip().isdigit():
+            index = int(visible.split(",")[index])
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        return {
+            "sm_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
+            "mem_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)),
+            "temperature_c": float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
+            "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+        }
+    except pynvml.NVMLError:
+        return {}
 
 
 class MemoryProbe:

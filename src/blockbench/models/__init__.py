@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
@@ -12,8 +13,8 @@ from blockbench.models.network import BlockNet, initialise
 __all__ = ["ACTIVATIONS", "BLOCKS", "NORMS", "BlockNet", "build_model"]
 
 
-def build_model(cfg: Any) -> nn.Module:
-    """Build the seeded, calibrated, eval-mode FP32 network described by a composed config."""
+def build_model(cfg: Any, device: torch.device | str = "cpu") -> nn.Module:
+    """Build the seeded, eval-mode FP32 network of a composed config, BN calibrated at its resolution."""
     model = BlockNet(
         block=cfg.block.name,
         norm=cfg.norm.name,
@@ -22,4 +23,4 @@ def build_model(cfg: Any) -> nn.Module:
         blocks_per_stage=int(cfg.model.blocks_per_stage),
         num_classes=int(cfg.model.num_classes),
     )
-    return initialise(model, seed=int(cfg.seed))
+    return initialise(model, seed=int(cfg.seed), calibration_size=int(cfg.resolution.size), device=device)

@@ -50,12 +50,15 @@ class BlockNet(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def initialise(model: nn.Module, seed: int, calibration_size: int = 64) -> nn.Module:
-    """Seeded He init plus BatchNorm statistics from one random batch, then eval mode.
+def initialise(
+    model: nn.Module, seed: int, calibration_size: int = 64, device: torch.device | str = "cpu"
+) -> nn.Module:
+    """Seeded He init plus BatchNorm statistics from one random batch at the run's resolution, then eval mode.
 
     Default init with identity BN statistics lets activations vanish or explode across 30+ layers; that
-    underflows FP16, makes parity checks meaningless and can hit denormal slow paths on CPUs. Calibrated
-    statistics keep every layer's output O(1), as in a trained network.
+    underflows FP16, makes parity checks meaningless and can hit denormal slow paths on CPUs. Statistics
+    calibrated at the resolution the network will run at keep every layer's output O(1), as in a trained
+    network (statistics from another resolution compound into outputs in the thousands, through padding).
     """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -68,6 +71,7 @@ def initialise(model: nn.Module, seed: int, calibration_size: int = 64) -> nn.Mo
             elif isinstance(module, nn.BatchNorm2d):
                 module.reset_running_stats()
                 module.momentum = None  # cumulative average over the calibration pass
-        model.train()
-        model(torch.randn(2, 3, calibration_size, calibration_size, generator=generator))
+        model.to(device).train()
+        batch = torch.randn(2, 3, calibration_size, calibration_size, generator=generator).to(device)
+        model(batch)
     return model.eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class TorchBackend(Backend):
         super().__init__(settings, ctx)
         self.module: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.stream = torch.cuda.Stream(ctx.device) if ctx.is_cuda else None
+        self.capture_failed = False
 
     @classmethod
     def check(cls, settings: TorchSettings, ctx: JobContext) -> None:
@@ -56,6 +58,8 @@ class TorchBackend(Backend):
         """Whether the harness replays a CUDA graph we captured (not inductor's own graphs)."""
         if self.settings.mode == "cuda_graph":
             return True
+        if self.settings.mode == "aoti":
+            return self.ctx.is_cuda and self.settings.compile_cuda_graph
         return (
             self.settings.mode == "compile"
             and self.ctx.is_cuda
@@ -66,18 +70,29 @@ class TorchBackend(Backend):
     def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
         memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
         model = model.to(device=self.ctx.device, memory_format=memory_format)
+        engine_files: list[Path] = []
+        if self.settings.mode in ("compile", "aoti"):
+            # Inductor's FX-graph and kernel caches live in the project cache, shared by every job and sweep.
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.ctx.cache_dir / "inductor"))
         if self.settings.mode == "compile":
             log.info("build: torch.compile(mode=%s)", self.settings.compile_mode)
             self.module = torch.compile(model, mode=self.settings.compile_mode, fullgraph=True)
+        elif self.settings.mode == "aoti":
+            package = self.ctx.work_dir / "model.pt2"
+            self.module = _aoti_package(model, self.ctx, memory_format, package)
+            engine_files.append(package)
         else:
             self.module = model
         tags = {"torch_mode": self.settings.mode, "cuda_graph": str(self.graphed).lower()}
-        return BuildResult(tags=tags)
+        return BuildResult(engine_files=engine_files, tags=tags)
 
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
         assert self.module is not None, "build() first"
         memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
         return _TorchStep(self, host_input, mode, memory_format)
+
+    def after_benchmark(self, step: InferenceStep) -> BuildResult:
+        return BuildResult(tags={"cuda_graph": "false (capture failed)"}) if self.capture_failed else BuildResult()
 
     def close(self) -> None:
         self.module = None
@@ -85,6 +100,19 @@ class TorchBackend(Backend):
             torch.cuda.synchronize(self.ctx.device)
             torch.cuda.empty_cache()
         torch._dynamo.reset()
+
+
+def _aoti_package(
+    model: nn.Module, ctx: JobContext, memory_format: torch.memory_format, package: Path
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Export, AOT-compile into a ``.pt2`` package (the torch world's engine file) and load it back."""
+    example = torch.randn(ctx.input_shape, device=ctx.device, dtype=ctx.dtype).contiguous(memory_format=memory_format)
+    log.info("build: AOTInductor package %s", package.name)
+    with torch.no_grad():
+        program = torch.export.export(model, (example,))
+        path = torch._inductor.aoti_compile_and_package(program, package_path=str(package))
+    runner = torch._inductor.aoti_load_package(path)
+    return lambda x: runner(x)
 
 
 class _TorchStep(InferenceStep):
@@ -97,6 +125,7 @@ class _TorchStep(InferenceStep):
         self.host_input = host_input
         self.input = host_input.to(backend.ctx.device).contiguous(memory_format=fmt)
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.backend = backend
         with torch.no_grad():
             if backend.graphed:
                 self.result = self._capture()
@@ -116,13 +145,21 @@ class _TorchStep(InferenceStep):
             return self.module(self.input)
 
     def _capture(self) -> torch.Tensor:
+        """Record one forward into a CUDA graph; if capture fails, warn and run un-graphed."""
         assert self.stream is not None
         for _ in range(GRAPH_WARMUP_ITERS):  # allocator, cuDNN and autotuning settle before capture
             self._forward()
         self.stream.synchronize()
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, stream=self.stream):
-            result = self.module(self.input)  # type: ignore[misc]
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, stream=self.stream):
+                result = self.module(self.input)  # type: ignore[misc]
+        except RuntimeError as exc:
+            log.warning("build: CUDA graph capture failed (%s); timing un-graphed launches instead", exc)
+            torch.cuda.synchronize()
+            self.backend.capture_failed = True
+            return self._forward()
+        self.graph = graph
         return result
 
     def __call__(self) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from blockbench.backends.base import BackendSettings
 
-TORCH_MODES = ("eager", "cuda_graph", "compile")
+TORCH_MODES = ("eager", "cuda_graph", "compile", "aoti")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Inductor modes that already replay CUDA graphs themselves: never capture them a second time.
 SELF_GRAPHED_COMPILE_MODES = ("reduce-overhead", "max-autotune")
@@ -17,5 +17,5 @@ class TorchSettings(BackendSettings):
     name: str = "torch"
     mode: str = "eager"
     compile_mode: str = "default"
-    compile_cuda_graph: bool = True
+    compile_cuda_graph: bool = True  # replay compile/aoti output in a CUDA graph (CUDA only)
     channels_last: bool = False
