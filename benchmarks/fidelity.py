@@ -53,13 +53,14 @@ def bare_replay_ms(cfg: object, device: torch.device, iters: int) -> np.ndarray:
         model(x)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     samples = []
-    for i in range(iters + iters // 5):
-        start.record(stream)
-        graph.replay()
-        end.record(stream)
-        end.synchronize()
-        if i >= iters // 5:  # the first fifth is warm-up
-            samples.append(start.elapsed_time(end))
+    with torch.cuda.stream(stream):  # replay() launches on the current stream: it must be the events' stream
+        for i in range(iters + iters // 5):
+            start.record(stream)
+            graph.replay()
+            end.record(stream)
+            end.synchronize()
+            if i >= iters // 5:  # the first fifth is warm-up
+                samples.append(start.elapsed_time(end))
     del graph, model
     torch.cuda.empty_cache()
     return np.asarray(samples)

@@ -87,33 +87,17 @@ class _Timer:
         return self.start.elapsed_time(self.end)
 
 
-def measure(
-    step: InferenceStep,
-    settings: BenchmarkSettings,
-    probe: MemoryProbe | None = None,
-    on_first: Callable[[], None] | None = None,
-) -> LatencyResult:
-    """Run the cold call, the warm-up and the measurement loop on ``step``.
-
-    ``on_first`` runs right after the cold call (the parity check, so a wrong engine fails before minutes of
-    measurement); ``probe`` is sampled after warm-up and at the end.
-    """
-    timer = _Timer(step)
-    first = timer()
-    if on_first is not None:
-        on_first()
-    begin = time.monotonic()
-    done = 0
+def _warm_up(timer: _Timer, settings: BenchmarkSettings) -> int:
+    begin, done = time.monotonic(), 0
     while (done < settings.warmup_iters or time.monotonic() - begin < settings.warmup_s) and (
         time.monotonic() - begin < settings.max_s
     ):
         timer()
         done += 1
-    log.info("benchmark: cold %.3f ms, %d warm-up iterations in %.1f s", first, done, time.monotonic() - begin)
-    if probe is not None:
-        probe.sample()
-    state_start = gpu_state(probe.device) if probe is not None else {}
+    return done
 
+
+def _measure_loop(timer: _Timer, settings: BenchmarkSettings) -> list[float]:
     samples: list[float] = []
     begin = time.monotonic()
     with tqdm(total=settings.min_iters, desc="measure", unit="it", disable=not settings.progress, leave=False) as bar:
@@ -127,23 +111,49 @@ def measure(
             samples.append(timer())
             if len(samples) <= settings.min_iters:
                 bar.update(1)
+    return samples
+
+
+def measure(
+    step: InferenceStep,
+    settings: BenchmarkSettings,
+    probe: MemoryProbe | None = None,
+    on_first: Callable[[], None] | None = None,
+) -> LatencyResult:
+    """Run the cold call, the warm-up and the measurement loop on ``step``.
+
+    ``on_first`` runs right after the cold call (the parity check, so a wrong engine fails before minutes of
+    measurement); ``probe`` is sampled after warm-up and at the end; GPU clocks are read at both ends of the
+    measurement.
+    """
+    timer = _Timer(step)
+    with step.context():
+        first = timer()
+        if on_first is not None:
+            on_first()
+        warmed = _warm_up(timer, settings)
+        log.info("benchmark: cold %.3f ms, then %d warm-up iterations", first, warmed)
+        if probe is not None:
+            probe.sample()
+        state = {f"gpu_{k}_start": v for k, v in (gpu_state(probe.device) if probe else {}).items()}
+        begin = time.monotonic()
+        samples = _measure_loop(timer, settings)
+        seconds = time.monotonic() - begin
     if probe is not None:
         probe.sample()
-    state_end = gpu_state(probe.device) if probe is not None else {}
-    device_state = {f"gpu_{k}_start": v for k, v in state_start.items()}
-    device_state.update({f"gpu_{k}_end": v for k, v in state_end.items()})
+        state.update({f"gpu_{k}_end": v for k, v in gpu_state(probe.device).items()})
     result = LatencyResult(
         samples_ms=np.asarray(samples, dtype=np.float64),
         first_inference_ms=first,
         batch_size=settings.batch_size,
         timer=timer.kind,
-        device_state=device_state,
+        device_state=state,
     )
     stats = result.summary()
     log.info(
         "benchmark: %d iterations in %.1f s, median %.3f ms, p99 %.3f ms, CoV %.2f%% (%s)",
         len(samples),
-        time.monotonic() - begin,
+        seconds,
         stats["latency_ms_median"],
         stats["latency_ms_p99"],
         100 * stats["latency_cov"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import torch
@@ -162,20 +163,23 @@ class _TorchStep(InferenceStep):
         self.graph = graph
         return result
 
+    def context(self) -> AbstractContextManager[object]:
+        stack = ExitStack()
+        stack.enter_context(torch.no_grad())
+        if self.stream is not None:
+            stack.enter_context(torch.cuda.stream(self.stream))
+        return stack
+
     def __call__(self) -> None:
-        with torch.no_grad():
-            if self.stream is None:
-                self.result = self._forward()
-                return
-            with torch.cuda.stream(self.stream):
-                if self.end_to_end:
-                    self.input.copy_(self.host_input, non_blocking=True)
-                if self.graph is not None:
-                    self.graph.replay()
-                else:
-                    self.result = self._forward()
-                if self.host_output is not None:
-                    self.host_output.copy_(self.result, non_blocking=True)
+        """Runs inside :meth:`context` (no_grad, the step's stream current): launches only."""
+        if self.end_to_end:
+            self.input.copy_(self.host_input, non_blocking=True)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.result = self.module(self.input)  # type: ignore[misc]
+        if self.host_output is not None:
+            self.host_output.copy_(self.result, non_blocking=True)
 
     def output(self) -> torch.Tensor:
         if self.stream is not None:
