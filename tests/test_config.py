@@ -20,7 +20,7 @@ GROUPS = {
     "act": ["relu", "gelu"],
     "resolution": ["64", "256", "1024"],
     "precision": ["fp32", "tf32", "fp16", "bf16"],
-    "backend": ["onnxruntime", "torch"],
+    "backend": ["onnxruntime", "torch", "tensorrt"],
 }
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -116,6 +116,7 @@ def test_value_rules_name_key_value_and_choices(compose_cfg, overrides: list[str
         (["backend.providers=[CUDAExecutionProvider]"], "CUDAExecutionProvider"),
         (["backend.graph_optimization_level=max"], "graph_optimization_level"),
         (["hardware.device=tpu"], "hardware.device='tpu'"),
+        (["++backend.intra_op_thread=2"], "backend.intra_op_thread: no such setting of backend=onnxruntime"),
         (["hardware.device=cuda:99"], "hardware.device='cuda:99'"),
     ],
 )

@@ -117,6 +117,15 @@ class TrackingConfig:
 
 
 @dataclass
+class RunOptions:
+    """How a sweep treats configs already measured and runs left RUNNING by dead processes (docs/reliability.md)."""
+
+    force: bool = False  # run every config, even one the experiment already has a FINISHED run of
+    heartbeat_s: float = 30.0  # how often a job's run records that its process is alive
+    stale_after_s: float = 600.0  # a RUNNING run from another host silent this long is taken as dead
+
+
+@dataclass
 class RunConfig:
     """The whole composed config; ``backend`` is typed per backend by :func:`validate`."""
 
@@ -126,12 +135,14 @@ class RunConfig:
     resolution: ResolutionConfig = MISSING
     precision: PrecisionConfig = MISSING
     backend: Any = MISSING
+    trt: Any = None  # TensorRT's knobs (trt.*), typed and filled by conf/backend/tensorrt.yaml; null otherwise
     model: ModelConfig = field(default_factory=ModelConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     complexity: ComplexityConfig = field(default_factory=ComplexityConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    run: RunOptions = field(default_factory=RunOptions)
     seed: int = 0
     cache_dir: str = MISSING
     work_dir: str = MISSING
@@ -140,12 +151,14 @@ class RunConfig:
 def register_configs() -> None:
     """Register the schemas ``conf/`` builds on: the run's and each backend's (idempotent)."""
     from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
+    from blockbench.backends.tensorrt.settings import CONFIG_SCHEMA as TENSORRT_SCHEMA
     from blockbench.backends.torch.settings import TorchSettings
 
     store = ConfigStore.instance()
     store.store(name="blockbench_schema", node=RunConfig)
     store.store(group="backend", name="onnxruntime_schema", node=OnnxRuntimeSettings)
     store.store(group="backend", name="torch_schema", node=TorchSettings)
+    store.store(group="backend", name="tensorrt_schema", node=TENSORRT_SCHEMA)
 
 
 register_configs()

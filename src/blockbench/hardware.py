@@ -23,7 +23,8 @@ def resolve_device(name: str) -> torch.device:
     if not torch.cuda.is_available():
         raise ConfigError(
             f"hardware.device={name!r} but no CUDA device is usable here (torch {torch.__version__}, "
-            f"built for CUDA {torch.version.cuda}); use hardware.device=cpu"
+            f"built for CUDA {torch.version.cuda}); run on a machine with a CUDA GPU and a CUDA build of torch, or "
+            "use hardware.device=cpu with a CPU backend (onnxruntime, torch)"
         )
     index = int(match.group(2) or 0)
     count = torch.cuda.device_count()

@@ -1,17 +1,22 @@
 """One job end to end: validate -> model -> complexity -> ONNX -> engine -> parity -> benchmark -> MLflow.
 
 Everything that can be refused is refused before an MLflow run exists; once a run exists it always ends
-FINISHED, FAILED or KILLED, with the failing stage recorded.
+FINISHED, FAILED or KILLED, with the failing stage recorded. In a sweep, a config the experiment already has
+FINISHED (same config hash, :mod:`blockbench.resume`) is skipped; the ONNX export comes from a content-addressed
+cache (:mod:`blockbench.cache`) when the same model was exported before.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import importlib.metadata
 import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +25,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from blockbench import faults, preflight, resume
 from blockbench.backends import Backend, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
+from blockbench.cache import ContentCache
 from blockbench.complexity import measure_complexity
 from blockbench.config import project_root, validate_core
 from blockbench.environment import device_name, environment_record, git_commit
@@ -29,12 +36,18 @@ from blockbench.errors import ParityError
 from blockbench.export import export_onnx
 from blockbench.hardware import MemoryProbe, resolve_device, set_numeric_mode
 from blockbench.models import build_model
-from blockbench.tracking import Tracker, flatten
+from blockbench.tracking import HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
 
 log = logging.getLogger(__name__)
 
 # Largest allowed ||engine - reference|| / ||reference|| per precision (reference: PyTorch FP32, TF32 off).
 PARITY_TOLERANCE = {"fp32": 1e-3, "tf32": 2e-2, "fp16": 5e-2, "bf16": 1e-1}
+
+# Set on an exception that ended a job: the stage it escaped from (the summary and the run's error_stage agree).
+FAILED_STAGE_ATTR = "blockbench_stage"
+ONNX_FILE = "model.onnx"
+# Sources an exported graph depends on beyond its config: a change to them must miss the export cache.
+_EXPORT_SOURCES = ("models/*.py", "export.py")
 
 
 @dataclass
@@ -52,10 +65,12 @@ class JobResult:
     run_id: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    skipped: str = ""  # why the job did not run (``run_id`` is then the run that already has it), else empty
 
 
 def plan_job(cfg: DictConfig) -> JobPlan:
     """Validate every value and this machine's ability to run the job; raise ConfigError otherwise."""
+    preflight.check_job(cfg)
     validate_core(cfg)
     device = resolve_device(cfg.hardware.device)
     backend_class, settings = parse_settings(cfg.backend)
@@ -74,14 +89,21 @@ def plan_job(cfg: DictConfig) -> JobPlan:
 
 
 class _Stages:
-    """Names the stage in progress (recorded on failure) and logs how long each took."""
+    """Names the stage in progress (recorded on failure) and logs how long each took.
 
-    def __init__(self) -> None:
+    ``on_enter(name)`` runs as each stage starts: it records the stage on the MLflow run (so a run whose
+    process is killed shows where) and is where test-only faults are injected.
+    """
+
+    def __init__(self, on_enter: Callable[[str], None] | None = None) -> None:
         self.current = "setup"
+        self.on_enter = on_enter
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         self.current = name
+        if self.on_enter:
+            self.on_enter(name)
         start = time.perf_counter()
         log.info("%s ...", name)
         yield
@@ -94,8 +116,12 @@ def run_name(cfg: DictConfig) -> str:
     )
 
 
-def run_job(cfg: DictConfig, parent_run_id: str | None = None) -> JobResult:
-    """Run one job. Raises on failure (after ending its MLflow run as FAILED/KILLED)."""
+def run_job(cfg: DictConfig, parent_run_id: str | None = None, resume_sweep: bool = False) -> JobResult:
+    """Run one job. Raises on failure (after ending its MLflow run as FAILED/KILLED).
+
+    ``resume_sweep``: a config the experiment already has FINISHED, or RUNNING in a live process, is not run
+    again (unless ``run.force``); the result then has ``skipped`` set and the existing run's id.
+    """
     plan = plan_job(cfg)
     tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment) if cfg.tracking.enabled else None
     root = project_root()
@@ -111,11 +137,33 @@ def run_job(cfg: DictConfig, parent_run_id: str | None = None) -> JobResult:
         "precision": cfg.precision.name,
         "resolution": str(cfg.resolution.size),
     }
-    run_id = tracker.start_run(run_name(cfg), tags, parent_run_id) if tracker else None
-    if tracker and run_id:
-        tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
-    stages = _Stages()
+    fingerprint = resume.fingerprint(cfg, plan.ctx.device)
+    run_id = None
+    if tracker:
+        claim = tracker.claim(
+            resume.config_hash(fingerprint),
+            run_name(cfg),
+            tags,
+            parent_run_id,
+            skip_done=resume_sweep and not cfg.run.force,
+            stale_after_s=cfg.run.stale_after_s,
+        )
+        if claim.skipped:
+            log.info("skip: %s: %s (run.force=true runs it again)", run_name(cfg), claim.reason)
+            return JobResult(run_id=claim.run_id, skipped=claim.reason)
+        run_id = claim.run_id
+
+    def enter_stage(name: str) -> None:
+        if tracker and run_id:
+            tracker.set_tags(run_id, {STAGE_TAG: name, HEARTBEAT_TAG: f"{time.time():.3f}"})
+        faults.inject(name, cfg)
+
+    stages = _Stages(enter_stage)
     try:
+        if tracker and run_id:
+            tracker.keep_alive(run_id, cfg.run.heartbeat_s)
+            tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
+            tracker.log_text(run_id, json.dumps(fingerprint, indent=2, sort_keys=True), "fingerprint.json")
         result = _execute(plan, stages)
         result.run_id = run_id
         if tracker and run_id:
@@ -125,16 +173,24 @@ def run_job(cfg: DictConfig, parent_run_id: str | None = None) -> JobResult:
                 _log_artifacts(tracker, run_id, plan)
                 tracker.finish(run_id)
             _drop_logged_files(plan)
-            log.info("tracking: run %s in %s — open with: %s", run_id, tracker.uri, tracker.ui_command())
+            log.info("tracking: run %s in %s — open with: %s", run_id, tracker.display_uri, tracker.ui_command())
         return result
-    except KeyboardInterrupt as exc:
-        if tracker and run_id:
-            tracker.fail(run_id, exc, stages.current, status="KILLED")
-        raise
     except BaseException as exc:
+        with suppress(AttributeError, TypeError):  # an exception type without instance attributes
+            setattr(exc, FAILED_STAGE_ATTR, stages.current)
         if tracker and run_id:
-            tracker.fail(run_id, exc, stages.current)
+            tracker.fail(
+                run_id, exc, stages.current, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            )
+        _release_memory()
         raise
+
+
+def _release_memory() -> None:
+    """After a failed job (often out of memory), free what it held so the sweep's next job starts clean."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
@@ -163,14 +219,10 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     if plan.backend_class.needs_onnx:
         onnx_dtype = plan.backend_class.onnx_dtype(plan.settings, ctx)
         with stages("export"):
-            exported = export_onnx(
-                model.to(onnx_dtype),
-                host_input.to(ctx.device, onnx_dtype),
-                ctx.work_dir / "model.onnx",
-                cfg.export.opset,
-            )
-        onnx_path = exported.path
-        metrics["export_s"] = exported.seconds
+            start = time.perf_counter()
+            onnx_path, cache_hit = _cached_export(plan, model.to(onnx_dtype), host_input.to(ctx.device, onnx_dtype))
+            metrics["export_s"] = time.perf_counter() - start
+        tags["export_cache"] = "hit" if cache_hit else "miss"
     else:
         metrics["export_s"] = 0.0
         tags["onnx_export"] = "skipped (backend runs the PyTorch module)"
@@ -213,6 +265,51 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     tags["benchmark_mode"] = cfg.benchmark.mode
     _write_latencies(latency, ctx.work_dir / "latencies.csv")
     return JobResult(run_id=None, metrics=metrics, tags=tags)
+
+
+def export_cache_material(cfg: DictConfig, ctx: JobContext, onnx_dtype: torch.dtype) -> dict[str, Any]:
+    """What an exported graph depends on: the model config, input shape and type, opset, exporter versions."""
+    sources = hashlib.sha256()
+    package = Path(__file__).parent
+    for pattern in _EXPORT_SOURCES:
+        for path in sorted(package.glob(pattern)):
+            sources.update(path.read_bytes())
+    versions = {}
+    for name in ("torch", "onnx", "onnxscript"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "kind": "onnx-export",
+        "block": cfg.block.name,
+        "norm": cfg.norm.name,
+        "act": cfg.act.name,
+        "channels": list(cfg.model.channels),
+        "blocks_per_stage": cfg.model.blocks_per_stage,
+        "num_classes": cfg.model.num_classes,
+        "seed": cfg.seed,
+        "resolution": ctx.resolution,
+        "batch": ctx.batch_size,
+        "dtype": str(onnx_dtype),
+        "opset": cfg.export.opset,
+        "device_type": ctx.device.type,
+        "versions": versions,
+        "sources_sha256": sources.hexdigest(),
+    }
+
+
+def _cached_export(plan: JobPlan, model: torch.nn.Module, sample: torch.Tensor) -> tuple[Path, bool]:
+    """The job's ONNX file in its work dir, exported or copied (hash-checked) from the export cache; (path, hit)."""
+    cfg, ctx = plan.cfg, plan.ctx
+    cache = ContentCache(ctx.cache_dir, "onnx")
+    material = export_cache_material(cfg, ctx, sample.dtype)
+    entry = cache.get_or_build(
+        material, lambda folder: export_onnx(model, sample, folder / ONNX_FILE, cfg.export.opset)
+    )
+    log.info("export: cache %s (%s)", "hit" if entry.hit else "miss", entry.key[:12])
+    entry.materialize(ctx.work_dir)
+    return ctx.work_dir / ONNX_FILE, entry.hit
 
 
 def _benchmark_settings(cfg: DictConfig) -> BenchmarkSettings:

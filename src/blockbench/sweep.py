@@ -1,33 +1,47 @@
-"""Hydra glue: the task function's error policy and the sweep's MLflow parent run.
+"""Hydra glue: the task function's error policy, the sweep's MLflow parent run, resume and interrupts.
 
-A sweep (``-m``) gets one MLflow parent run, created by :class:`SweepCallback` before the first job; its id
-lives in ``<sweep dir>/sweep.json`` so jobs in any launcher's worker processes find it. Each job writes
-``result.json`` in its own folder; the callback reads them at the end, ends the parent run and prints a
-summary. A failed job never stops the sweep, but makes the process exit non-zero.
+A sweep (``-m``) writes ``<sweep dir>/sweep.json`` before the first job (an id for this invocation, the store,
+the overrides). The first job creates the MLflow parent run and records its id there, so jobs in any launcher's
+worker processes find it, and a sweep Hydra refuses before any job (a bad override value) leaves no run behind.
+Each job writes ``result.json`` in its own folder (finished, failed, skipped or killed); at the end the callback
+reads this invocation's results, ends the parent run and prints a summary.
+
+* A failed job never stops the sweep, but makes the process exit non-zero.
+* A job whose config the experiment already has FINISHED is skipped (resume; ``run.force=true`` re-runs it).
+* Ctrl-C or SIGTERM ends the current job's run as KILLED, ends the parent as KILLED, prints the summary and
+  exits 130 / 143; running the same command again resumes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
+import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from blockbench.errors import BlockbenchError
-from blockbench.pipeline import JobResult, run_job, run_name
-from blockbench.tracking import Tracker
+from blockbench import interrupts, preflight
+from blockbench.errors import BlockbenchError, ConfigError
+from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, run_job, run_name
+from blockbench.tracking import STAGE_TAG, Tracker, check_reachable, redact, sqlite_path
 
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "sweep.json"
+SWEEP_LOCK = ".sweep.lock"
 RESULT_FILE = "result.json"
+_LISTED_SKIPS = 10
 _state = {"failed": 0}
 
 
@@ -40,38 +54,96 @@ def _sweep_dir() -> Path:
     return Path(HydraConfig.get().sweep.dir)
 
 
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write via a temporary file and rename, so a reader (or a kill) never leaves half a JSON file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _read_sweep(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _parent_run_id(cfg: DictConfig) -> str | None:
-    path = _sweep_dir() / SWEEP_FILE
-    if not path.exists():
-        return None
-    info = json.loads(path.read_text())
-    same_store = info.get("tracking_uri") == cfg.tracking.uri and info.get("experiment") == cfg.tracking.experiment
-    return info.get("parent_run_id") if same_store else None
+    """The sweep's parent run in this job's store, created by the first job that asks (under a lock)."""
+    sweep_dir = _sweep_dir()
+    with FileLock(str(sweep_dir / SWEEP_LOCK)):
+        info = _read_sweep(sweep_dir)
+        if info.get("tracking_uri") != cfg.tracking.uri or info.get("experiment") != cfg.tracking.experiment:
+            return None
+        if not info.get("parent_run_id"):
+            tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment)
+            info["parent_run_id"] = tracker.start_run(
+                run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name}",
+                tags={
+                    "blockbench.sweep": "parent",
+                    STAGE_TAG: "sweep",
+                    "sweep_dir": str(sweep_dir),
+                    "sweep_overrides": info.get("overrides", ""),
+                    "status": "running",
+                },
+            )
+            tracker.keep_alive(info["parent_run_id"], cfg.run.heartbeat_s)
+            _write_json(sweep_dir / SWEEP_FILE, info)
+            log.info("sweep: MLflow parent run %s", info["parent_run_id"])
+        return info["parent_run_id"]
+
+
+def _job_name(cfg: DictConfig) -> str:
+    """The run name, or the job's number when the config is too broken to name (it fails in plan_job)."""
+    try:
+        return run_name(cfg)
+    except OmegaConfBaseException:
+        return f"job {HydraConfig.get().job.get('num', '')}".strip()
+
+
+def _failed_stage(exc: BaseException) -> str:
+    return getattr(exc, FAILED_STAGE_ATTR, None) or getattr(exc, "stage", "run")
 
 
 def task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task: one run. A single run exits non-zero on failure; a sweep job records it and goes on."""
+    interrupts.handle_sigterm()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    work_dir = Path(cfg.work_dir) if "work_dir" in cfg else Path.cwd()
-    outcome: dict[str, Any] = {"name": run_name(cfg), "status": "failed"}
+    outcome: dict[str, Any] = {"name": _job_name(cfg), "status": "failed"}
+    code = 0
     try:
-        result = run_job(cfg, parent_run_id=_parent_run_id(cfg) if multirun else None)
-        outcome.update(status="finished", run_id=result.run_id, median_ms=result.metrics.get("latency_ms_median"))
-        _print_summary(cfg, result)
+        parent = _parent_run_id(cfg) if multirun and cfg.tracking.enabled else None
+        result = run_job(cfg, parent_run_id=parent, resume_sweep=multirun)
+        if result.skipped:
+            outcome.update(status="skipped", run_id=result.run_id, reason=result.skipped)
+            print(f"{outcome['name']}: skipped, {result.skipped}", flush=True)
+        else:
+            outcome.update(status="finished", run_id=result.run_id, median_ms=result.metrics.get("latency_ms_median"))
+            _print_summary(cfg, result)
+    except KeyboardInterrupt as exc:
+        code = interrupts.exit_code(exc)
+        outcome.update(status="killed", error=f"interrupted ({str(exc) or 'SIGINT'})", stage=_failed_stage(exc))
+        log.error(
+            "interrupted during %s: the run ended as KILLED; run the same command again to resume", outcome["stage"]
+        )
     except BlockbenchError as exc:
-        outcome.update(error=str(exc), stage=exc.stage)
+        code = 2
+        outcome.update(error=str(exc), stage=_failed_stage(exc))
         log.error("error: %s", exc)
-        if not multirun:
-            sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - a bug or library failure: keep the traceback in the job log
-        outcome.update(error=f"{type(exc).__name__}: {exc}", stage="run")
+        code = 1
+        outcome.update(error=f"{type(exc).__name__}: {exc}", stage=_failed_stage(exc))
         log.error("error: %s\n%s", exc, traceback.format_exc())
-        if not multirun:
-            sys.exit(1)
-    finally:
-        if multirun:
-            work_dir.mkdir(parents=True, exist_ok=True)
-            (work_dir / RESULT_FILE).write_text(json.dumps(outcome, indent=2))
+    if not multirun:
+        if code:
+            sys.exit(code)
+        return outcome
+    sweep_dir = _sweep_dir()
+    job_dir = Path(HydraConfig.get().runtime.output_dir)  # where on_multirun_end looks, whatever work_dir says
+    job_dir.mkdir(parents=True, exist_ok=True)
+    outcome["sweep_id"] = _read_sweep(sweep_dir).get("sweep_id")
+    _write_json(job_dir / RESULT_FILE, outcome)
+    if code in (interrupts.SIGINT_EXIT, interrupts.SIGTERM_EXIT):
+        _finish_sweep(sweep_dir, interrupted="SIGTERM" if code == interrupts.SIGTERM_EXIT else "SIGINT")
+        sys.exit(code)
     return outcome
 
 
@@ -83,54 +155,98 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
         f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
         f"{result.tags.get('timer')})",
         f"  parity max abs err {m['parity_max_abs_err']:.3g}, build {m['build_s']:.1f} s, "
-        f"export {m['export_s']:.1f} s, peak memory {m['peak_memory_mb']:.0f} MB",
+        f"export {m['export_s']:.1f} s ({result.tags.get('export_cache', 'no export')}), "
+        f"peak memory {m['peak_memory_mb']:.0f} MB",
     ]
     if result.run_id:
-        lines.append(f"  MLflow run {result.run_id}: mlflow ui --backend-store-uri {cfg.tracking.uri}")
+        lines.append(f"  MLflow run {result.run_id}: mlflow ui --backend-store-uri {redact(cfg.tracking.uri)}")
     print("\n".join(lines), flush=True)
 
 
+def _job_order(path: Path) -> tuple[int, str]:
+    name = path.parent.name
+    return (int(name), "") if name.isdigit() else (sys.maxsize, name)
+
+
+def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
+    """Count this invocation's job results, end the parent run accordingly and print the summary."""
+    with interrupts.deferred():
+        info = _read_sweep(sweep_dir)
+        results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"), key=_job_order)]
+        results = [r for r in results if r.get("sweep_id") == info.get("sweep_id")]
+        counts = Counter(r["status"] for r in results)
+        failed = [r for r in results if r["status"] in ("failed", "killed")]
+        _state["failed"] = len(failed)
+        if info.get("parent_run_id"):
+            try:
+                tracker = Tracker(info["tracking_uri"], info["experiment"])
+                tracker.log_metrics(
+                    info["parent_run_id"],
+                    {f"jobs_{status}": counts[status] for status in ("finished", "failed", "skipped", "killed")},
+                )
+                tracker.end(info["parent_run_id"], "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
+            except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
+                log.error("error: could not end the sweep's parent run: %s", exc)
+    head = f"sweep interrupted ({interrupted})" if interrupted else "sweep"
+    print(
+        f"{head}: {len(results)} jobs, {counts['finished']} finished, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped"
+        + (f", {counts['killed']} killed" if counts["killed"] else "")
+        + f" ({sweep_dir})"
+    )
+    for r in failed:
+        print(f"  {r['status'].upper()} {r['name']} [{r.get('stage')}]: {redact(str(r.get('error')))}")
+    skipped = [r for r in results if r["status"] == "skipped"]
+    for r in skipped[:_LISTED_SKIPS]:
+        print(f"  skipped {r['name']}: {r.get('reason')}")
+    if len(skipped) > _LISTED_SKIPS:
+        print(f"  ... and {len(skipped) - _LISTED_SKIPS} more skipped (run.force=true re-runs them)")
+    if interrupted:
+        print("  run the same command again to resume: finished configs are skipped, the killed one is redone")
+    if info.get("parent_run_id"):
+        print(f"  open with: mlflow ui --backend-store-uri {redact(info['tracking_uri'])}", flush=True)
+
+
+def _exit_on_config_error(check: Any, *args: Any) -> None:
+    """Run a preflight check from a Hydra callback: a refusal is one message and exit code 2, no traceback."""
+    try:
+        check(*args)
+    except ConfigError as exc:
+        log.error("error: %s", exc)
+        sys.exit(2)
+
+
+def _check_store(uri: str) -> None:
+    """The tracking store can be reached / created, checked without creating anything."""
+    check_reachable(uri)
+    db_path = sqlite_path(uri)
+    if db_path is not None:
+        preflight.check_writable("tracking.uri", db_path.parent)
+
+
 class SweepCallback(Callback):
-    """Creates the sweep's MLflow parent run and ends it with the jobs' outcome."""
+    """Checks output folders and the store up front; prepares and finishes the sweep's MLflow parent run."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        interrupts.handle_sigterm()
+        _exit_on_config_error(preflight.check_writable, "hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _state["failed"] = 0
+        interrupts.handle_sigterm()
         sweep_dir = Path(config.hydra.sweep.dir)
+        _exit_on_config_error(preflight.check_writable, "hydra.sweep.dir", sweep_dir)
+        if config.tracking.enabled:
+            _exit_on_config_error(_check_store, config.tracking.uri)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        if not config.tracking.enabled:
-            return
-        try:
-            tracker = Tracker(config.tracking.uri, config.tracking.experiment)
-        except BlockbenchError as exc:
-            log.error("error: %s", exc)
-            sys.exit(2)
-        overrides = " ".join(config.hydra.overrides.task)
-        parent = tracker.start_run(
-            run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name}",
-            tags={"blockbench.sweep": "parent", "sweep_dir": str(sweep_dir), "sweep_overrides": overrides},
-        )
-        info = {"parent_run_id": parent, "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment}
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
-        log.info("sweep: MLflow parent run %s", parent)
+        info = {
+            "sweep_id": uuid.uuid4().hex,
+            "overrides": redact(" ".join(config.hydra.overrides.task)),
+            "tracking_uri": config.tracking.uri if config.tracking.enabled else None,
+            "experiment": config.tracking.experiment,
+            "parent_run_id": None,
+        }
+        _write_json(sweep_dir / SWEEP_FILE, info)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))]
-        finished = [r for r in results if r["status"] == "finished"]
-        failed = [r for r in results if r["status"] != "finished"]
-        _state["failed"] = len(failed)
-        info_path = sweep_dir / SWEEP_FILE
-        if info_path.exists():
-            info = json.loads(info_path.read_text())
-            tracker = Tracker(info["tracking_uri"], info["experiment"])
-            tracker.log_metrics(info["parent_run_id"], {"jobs_finished": len(finished), "jobs_failed": len(failed)})
-            if failed:
-                tracker.set_tags(info["parent_run_id"], {"status": "failed"})
-                tracker.client.set_terminated(info["parent_run_id"], "FAILED")
-            else:
-                tracker.finish(info["parent_run_id"])
-        print(f"sweep: {len(results)} jobs, {len(finished)} finished, {len(failed)} failed ({sweep_dir})")
-        for r in failed:
-            print(f"  FAILED {r['name']} [{r.get('stage')}]: {r.get('error')}")
-        if info_path.exists():
-            print(f"  open with: mlflow ui --backend-store-uri {config.tracking.uri}", flush=True)
+        _finish_sweep(Path(config.hydra.sweep.dir))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import typing
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +28,7 @@ __all__ = [
 BACKENDS: dict[str, str] = {
     "onnxruntime": "blockbench.backends.onnxruntime:OnnxRuntimeBackend",
     "torch": "blockbench.backends.torch:TorchBackend",
+    "tensorrt": "blockbench.backends.tensorrt:TensorRTBackend",
 }
 
 
@@ -36,9 +39,26 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
+    """Keys in ``node`` that ``schema`` (a dataclass) lacks, recursively; ``++key=`` can force them in."""
+    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
+        return []
+    names = {f.name for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    unknown = [f"{prefix}{key}" for key in node if key not in names]
+    for key in names:
+        if key in node and dataclasses.is_dataclass(hints.get(key)):
+            unknown += _unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    return unknown
+
+
 def parse_settings(node: DictConfig) -> tuple[type[Backend], Any]:
     """Type-check ``cfg.backend`` against the chosen backend's schema and return (class, settings object)."""
     cls = backend_class(str(node.get("name")))
+    unknown = _unknown_keys(node, cls.settings_class, "backend.")
+    if unknown:
+        allowed = ", ".join(f.name for f in dataclasses.fields(cls.settings_class))
+        raise ConfigError(f"{', '.join(unknown)}: no such setting of backend={cls.name}; its settings: {allowed}")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls.settings_class), node)
         settings = OmegaConf.to_object(merged)

@@ -1,0 +1,110 @@
+"""Errors and reports a user reads: parser errors, build failures, missing TensorRT, per-layer times."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blockbench.errors import BlockbenchError
+
+INSTALL_COMMAND = 'pip install -e ".[tensorrt]"'
+INSTALL_HINT = (
+    f"install TensorRT with: {INSTALL_COMMAND} (CUDA 13 wheels; with a CUDA 12 build of torch use: "
+    "pip install tensorrt-cu12), and run on a CUDA GPU (hardware.device=cuda or cuda:N)"
+)
+
+
+class OnnxParseError(BlockbenchError):
+    """TensorRT's ONNX parser refused the graph; the message lists every parser error."""
+
+    stage = "build"
+
+
+class EngineBuildError(BlockbenchError):
+    """The builder returned no engine; the message carries the errors TensorRT logged."""
+
+    stage = "build"
+
+
+class EngineRuntimeError(BlockbenchError):
+    """A named-tensor call or ``execute_async_v3`` reported failure."""
+
+    stage = "benchmark"
+
+
+@dataclass(frozen=True)
+class ParserIssue:
+    """One ``trt.ParserError``, read out of the bindings (its fields are methods there)."""
+
+    code: str
+    message: str
+    node: int = -1
+    node_name: str = ""
+    operator: str = ""
+    local_functions: tuple[str, ...] = ()
+    source: str = ""  # parser source location (file:line function), for bug reports
+
+
+def format_parser_errors(onnx_path: Path, issues: Sequence[ParserIssue], trt_version: str) -> str:
+    """Every parser error as one line: where (node index, name, op), what (code, message)."""
+    count = f"{len(issues)} error{'s' if len(issues) != 1 else ''}"
+    lines = [f"TensorRT {trt_version} could not parse {onnx_path.name} ({count}):"]
+    for number, issue in enumerate(issues, 1):
+        if issue.node >= 0:
+            name = f" {issue.node_name!r}" if issue.node_name else ""
+            op = f" ({issue.operator})" if issue.operator else ""
+            where = f"node {issue.node}{name}{op}"
+        else:
+            where = "graph"
+        code = issue.code.rsplit(".", 1)[-1]
+        inside = f" [in local function {' > '.join(issue.local_functions)}]" if issue.local_functions else ""
+        at = f" (parser: {issue.source})" if issue.source else ""
+        lines.append(f"  {number}. {where}: {code}: {issue.message.strip()}{inside}{at}")
+    if not issues:
+        lines.append("  (the parser reported failure without an error; set trt.log_level=verbose for its log)")
+    return "\n".join(lines)
+
+
+def format_build_failure(onnx_path: Path, errors: Sequence[str], trt_version: str) -> str:
+    """Why ``build_serialized_network`` returned nothing, from the errors TensorRT logged."""
+    head = f"TensorRT {trt_version} could not build an engine from {onnx_path.name}"
+    if not errors:
+        return f"{head}, and logged no error; set trt.log_level=verbose to see the builder's log"
+    return head + ":\n" + "\n".join(f"  - {error.strip()}" for error in errors[-10:])
+
+
+def format_runtime_failure(call: str, errors: Sequence[str]) -> str:
+    detail = f": {errors[-1].strip()}" if errors else " (TensorRT logged no error; set trt.log_level=verbose)"
+    return f"TensorRT {call} failed{detail}"
+
+
+def unavailable_message(problem: str, found: Mapping[str, str]) -> str:
+    """``backend=tensorrt`` cannot run here: what is wrong, what was found, what to install."""
+    seen = "; ".join(f"{name}: {value}" for name, value in found.items())
+    return f"backend=tensorrt cannot run here: {problem}. Found: {seen}. To use it, {INSTALL_HINT}"
+
+
+@dataclass
+class LayerTimes:
+    """Per-layer times reported by TensorRT's IProfiler, summed over profiled inferences in execution order."""
+
+    total_ms: dict[str, float] = field(default_factory=dict)
+
+    def add(self, layer: str, ms: float) -> None:
+        self.total_ms[layer] = self.total_ms.get(layer, 0.0) + ms
+
+    def report(self, iterations: int) -> dict[str, Any]:
+        """Mean time per inference for each layer and its share of the sum (profiled, so slower than timed runs)."""
+        per_inference = {name: total / iterations for name, total in self.total_ms.items()}
+        whole = sum(per_inference.values())
+        return {
+            "iterations": iterations,
+            "note": "IProfiler times: each layer is synchronised, so the sum exceeds the benchmark's latency",
+            "sum_ms": whole,
+            "layers": [
+                {"name": name, "ms": ms, "percent": 100.0 * ms / whole if whole > 0 else 0.0}
+                for name, ms in per_inference.items()
+            ],
+        }

@@ -1,0 +1,89 @@
+"""Test-only fault injection, driven by the ``BLOCKBENCH_FAULT`` environment variable.
+
+Why: failure isolation, Ctrl-C handling and crash recovery must be tested on real runs through ``main.py``,
+deterministically, without special code paths. The pipeline calls :func:`inject` when it enters a stage; with
+the variable unset (always, outside tests and the chaos script) that is one dictionary lookup.
+
+Grammar: faults separated by ``;``, each ``STAGE[=ACTION][@KEY=VALUE,KEY=VALUE...]``:
+
+* ``STAGE`` — a pipeline stage name (``model``, ``export``, ``build``, ``benchmark``, ``tracking``, ...).
+* ``ACTION`` — ``error`` (default: raise :class:`InjectedFault`), ``kill`` (SIGKILL this process, like
+  ``kill -9``), ``sigint`` (Ctrl-C), ``sigterm``.
+* ``KEY=VALUE`` — only jobs whose resolved config has these values (dot keys of leaf values, compared as
+  strings).
+
+Example: ``BLOCKBENCH_FAULT="export@block.name=mobilenet,norm.name=ln;benchmark=kill@block.name=resnet"``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from blockbench.errors import ConfigError
+
+ENV = "BLOCKBENCH_FAULT"
+ACTIONS = ("error", "kill", "sigint", "sigterm")
+
+
+class InjectedFault(RuntimeError):
+    """The failure ``BLOCKBENCH_FAULT`` asked for."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    stage: str
+    action: str
+    when: tuple[tuple[str, str], ...]
+
+    def matches(self, stage: str, cfg: Any) -> bool:
+        if stage != self.stage:
+            return False
+        for key, value in self.when:
+            actual = OmegaConf.select(cfg, key)
+            if actual is None or OmegaConf.is_config(actual):  # a typo'd selector must not silently never fire
+                raise ConfigError(f"{ENV}: selector key {key!r} is not a config value (e.g. block.name, norm.name)")
+            if str(actual) != value:
+                return False
+        return True
+
+
+def parse(spec: str) -> list[Fault]:
+    """Parse a ``BLOCKBENCH_FAULT`` value; a malformed one is a :class:`ConfigError` (never silently ignored)."""
+    faults = []
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        head, _, selector = item.partition("@")
+        stage, _, action = head.partition("=")
+        action = action or "error"
+        when = []
+        for pair in filter(None, selector.split(",")):
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"{ENV}={spec!r}: selector {pair!r} must be KEY=VALUE")
+            when.append((key.strip(), value.strip()))
+        if not stage or action not in ACTIONS:
+            raise ConfigError(f"{ENV}={spec!r}: {item!r} must be STAGE[=ACTION][@KEY=VALUE,...], ACTION in {ACTIONS}")
+        faults.append(Fault(stage.strip(), action, tuple(when)))
+    return faults
+
+
+def inject(stage: str, cfg: Any) -> None:
+    """Perform the fault configured for ``stage`` and this job's config, if any."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    for fault in parse(spec):
+        if not fault.matches(stage, cfg):
+            continue
+        if fault.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif fault.action == "sigint":
+            signal.raise_signal(signal.SIGINT)
+        elif fault.action == "sigterm":
+            signal.raise_signal(signal.SIGTERM)
+        else:
+            raise InjectedFault(f"injected fault at stage {stage} ({ENV})")

@@ -1,0 +1,71 @@
+"""Checks that run with the config checks, before any work or MLflow run: things the schema cannot see.
+
+Why here and not later: a job refused at plan time leaves nothing half-written (no run, no export, no engine),
+and gives one message naming the key, instead of a traceback from deep inside a stage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from blockbench.errors import ConfigError
+
+
+def check_writable(key: str, path: str | Path) -> None:
+    """``path`` exists as a writable folder or can be created as one (nothing is created here)."""
+    target = Path(path).absolute()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{key}={str(target)!r} cannot be created: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={str(target)!r} is not writable (no write permission on {probe})")
+
+
+def check_finite(node: Mapping[str, Any], prefix: str = "") -> None:
+    """Every float in the config is finite: NaN passes every ``<`` check, and an infinite duration never ends."""
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            check_finite(value, f"{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    run = cfg.run
+    if not run.heartbeat_s > 0:
+        raise ConfigError(f"run.heartbeat_s={run.heartbeat_s!r} is not allowed; it must be > 0")
+    if not run.stale_after_s >= 2 * run.heartbeat_s:
+        raise ConfigError(
+            f"run.stale_after_s={run.stale_after_s!r} is not allowed; it must be >= 2 x run.heartbeat_s "
+            f"({2 * run.heartbeat_s!r}), or live runs on other hosts would be taken for dead"
+        )
+
+
+def check_complete(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain data; a missing value (``???``, ``~key``) or a broken interpolation is refused."""
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        resolved = None if missing else OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # the message ends with the offending full_key
+        raise ConfigError(f"config does not resolve: {exc}") from exc
+    if missing:
+        raise ConfigError(f"{missing[0]} has no value; set it on the command line, e.g. {missing[0]}=...")
+    return resolved  # type: ignore[return-value]
+
+
+def check_job(cfg: DictConfig) -> None:
+    """The checks above for a composed job config (run before the value rules, which assume completeness)."""
+    check_finite(check_complete(cfg))
+    check_run_options(cfg)
+    check_writable("work_dir", cfg.work_dir)
+    check_writable("cache_dir", cfg.cache_dir)

@@ -1,0 +1,386 @@
+"""MLflow runs -> one tidy frame: a row per job, the paper's axes as columns, and an engine label per row.
+
+Everything the report shows is derived from this frame, so the choice of runs (one sweep, several, or a whole
+experiment) and the meaning of a "cell" (which runs are repeats of one configuration) are decided here once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "blockbench.sweep"
+
+# The paper's table axes, in the paper's order; values not listed (a future block or norm) sort after these.
+AXES = ("block", "norm", "act", "resolution", "precision")
+BLOCK_ORDER = ("vgg", "resnet", "mobilenet", "convnext")
+NORM_ORDER = ("bn", "ln", "ln_native")
+ACT_ORDER = ("relu", "gelu")
+PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16")
+BLOCK_NAMES = {"vgg": "VGG", "resnet": "ResNet", "mobilenet": "MobileNet", "convnext": "ConvNeXt"}
+NORM_NAMES = {"bn": "BN", "ln": "LN", "ln_native": "LN (native)"}
+ACT_NAMES = {"relu": "ReLU", "gelu": "GELU"}
+PRECISION_NAMES = {"fp32": "FP32", "tf32": "TF32", "fp16": "FP16", "bf16": "BF16"}
+
+# Where each axis lives: a tag set by the pipeline, else the flattened config param.
+AXIS_SOURCES = {
+    "block": ("tags.block", "params.block.name"),
+    "norm": ("tags.norm", "params.norm.name"),
+    "act": ("tags.act", "params.act.name"),
+    "resolution": ("tags.resolution", "params.resolution.size"),
+    "precision": ("tags.precision", "params.precision.name"),
+    "backend": ("tags.backend", "params.backend.name"),
+}
+
+# Params that never make two runs different configurations: bookkeeping, the measurement protocol, the seed,
+# and the axes themselves. Every other param that differs between runs of one cell becomes part of the label.
+IGNORED_PARAMS = (
+    "tracking.",
+    "run.",
+    "work_dir",
+    "cache_dir",
+    "seed",
+    "benchmark.progress",
+    "benchmark.warmup_iters",
+    "benchmark.warmup_s",
+    "benchmark.min_iters",
+    "benchmark.min_s",
+    "benchmark.max_s",
+    "benchmark.check_parity",
+    "block.",
+    "norm.",
+    "act.",
+    "resolution.",
+    "precision.",
+    "backend.name",
+)
+# Label parts shown as bare values (everything else as ``key=value``).
+BARE_VALUE_KEYS = ("backend.mode", "benchmark.mode", "hardware.device", "device_name")
+
+OK, FAILED, NOT_RUN = "ok", "failed", "not run"
+
+
+def order_key(axis: str, value: Any) -> tuple[int, Any]:
+    """Sort key that puts known values in the paper's order and anything else after, alphabetically."""
+    known = {"block": BLOCK_ORDER, "norm": NORM_ORDER, "act": ACT_ORDER, "precision": PRECISION_ORDER}.get(axis, ())
+    if value in known:
+        return (known.index(value), "")
+    if axis == "resolution":
+        return (0, int(value))
+    return (len(known), str(value))
+
+
+def ordered(axis: str, values: Sequence[Any]) -> list[Any]:
+    return sorted(set(values), key=lambda v: order_key(axis, v))
+
+
+def store_lock(uri: str) -> AbstractContextManager[object]:
+    """The pipeline's lock on an sqlite store (concurrent sweeps write to it), or nothing where there is none."""
+    try:
+        from blockbench.tracking import store_lock as pipeline_lock
+    except ImportError:  # an older tracking module without store locks
+        return nullcontext()
+    return pipeline_lock(uri)
+
+
+@contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """``mlflow.search_runs`` reads the global tracking URI; set it for the block and restore it after."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        # None = back to "not set" (mlflow also unsets the MLFLOW_TRACKING_URI it exported)
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
+
+
+@dataclass
+class RunSet:
+    """The runs one report covers and where they came from."""
+
+    frame: pd.DataFrame  # one row per child run (FINISHED, FAILED, KILLED, RUNNING)
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    parents: list[dict[str, str]] = field(default_factory=list)  # run_id, run_name, status of each sweep
+    variant_keys: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        return self.frame[self.frame["status"] == "FINISHED"]
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(self.frame["label"].dropna().unique(), key=label_order)
+
+
+def label_order(label: str) -> tuple[int, str]:
+    """Engines in a stable order: ONNX Runtime, PyTorch eager, then the rest alphabetically."""
+    rank = {"onnxruntime": 0, "torch": 1, "torch eager": 1, "tensorrt": 3}
+    return (rank.get(label, 2), label)
+
+
+class ReportDataError(RuntimeError):
+    """The store holds nothing to report on (no experiment, no sweep, no runs); the message says what to do."""
+
+
+def search(uri: str, experiment: str, filter_string: str = "", order_by: list[str] | None = None) -> pd.DataFrame:
+    """``mlflow.search_runs`` on one experiment of one store, as a pandas frame."""
+    import mlflow
+
+    with store_lock(uri), tracking_uri(uri):
+        if mlflow.get_experiment_by_name(experiment) is None:
+            raise ReportDataError(f"experiment {experiment!r} does not exist in {uri}")
+        found = mlflow.search_runs(
+            experiment_names=[experiment], filter_string=filter_string, order_by=order_by, output_format="pandas"
+        )
+    assert isinstance(found, pd.DataFrame)
+    return found
+
+
+def latest_sweep(uri: str, experiment: str) -> str | None:
+    """Run id of the newest sweep parent run (tag ``blockbench.sweep = parent``), or None."""
+    parents = search(uri, experiment, f"tags.`{SWEEP_TAG}` = 'parent'", order_by=["attributes.start_time DESC"])
+    return None if parents.empty else str(parents.iloc[0]["run_id"])
+
+
+def load_runs(uri: str, experiment: str, parent_runs: Sequence[str] | None = ("latest",)) -> RunSet:
+    """Children of the given sweep parents (``latest`` = newest sweep), or every run when ``parent_runs`` is None.
+
+    Parent runs themselves are never rows: they hold no benchmark, only the sweep's bookkeeping.
+    """
+    import mlflow
+
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        # MLflow would create an empty database there; a report never writes a store it was only to read.
+        raise ReportDataError(
+            f"no MLflow store at {uri}; run a sweep first (python main.py -m ...) or pass --tracking-uri"
+        )
+    with tracking_uri(uri):
+        exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ReportDataError(
+            f"experiment {experiment!r} does not exist in {uri}; run a sweep first "
+            f"(python main.py -m ...) or pass --tracking-uri/--experiment"
+        )
+    parent_ids: list[str] = []
+    if parent_runs is not None:
+        for given in parent_runs:
+            if given == "latest":
+                found = latest_sweep(uri, experiment)
+                if found is None:
+                    raise ReportDataError(
+                        f"no sweep (parent run tagged {SWEEP_TAG}=parent) in experiment {experiment!r} of {uri}; "
+                        "run one with `python main.py -m ...` or pass --all-runs"
+                    )
+                parent_ids.append(found)
+            else:
+                parent_ids.append(given)
+    frames = []
+    parents: list[dict[str, str]] = []
+    if parent_runs is None:
+        everything = search(uri, experiment)
+        tag = f"tags.{SWEEP_TAG}"
+        is_parent = everything[tag].eq("parent") if tag in everything else pd.Series(False, index=everything.index)
+        frames.append(everything[~is_parent])
+    else:
+        for parent_id in dict.fromkeys(parent_ids):
+            parent = search(uri, experiment, f"attributes.run_id = '{parent_id}'")
+            if parent.empty:
+                raise ReportDataError(f"run {parent_id} is not in experiment {experiment!r} of {uri}")
+            row = parent.iloc[0]
+            skipped = skipped_run_ids(row.get("tags.sweep_dir"), parent_id)
+            parents.append(
+                {
+                    "run_id": parent_id,
+                    "run_name": str(row.get("tags.mlflow.runName", "")),
+                    "status": str(row.get("status", "")),
+                    "skipped_runs": str(len(skipped)),
+                }
+            )
+            frames.append(search(uri, experiment, f"tags.`{PARENT_TAG}` = '{parent_id}'"))
+            if skipped:
+                listed = ", ".join(f"'{run_id}'" for run_id in skipped)
+                frames.append(search(uri, experiment, f"attributes.run_id IN ({listed})"))
+    frames = [f for f in frames if not f.empty]
+    raw = pd.concat(frames, ignore_index=True).drop_duplicates("run_id") if frames else pd.DataFrame()
+    if raw.empty:
+        where = f"sweep(s) {', '.join(parent_ids)}" if parent_ids else f"experiment {experiment!r}"
+        raise ReportDataError(f"no runs in {where} of {uri}")
+    frame, variant_keys = tidy(raw)
+    return RunSet(frame, uri, experiment, str(exp.experiment_id), parents, variant_keys)
+
+
+def skipped_run_ids(sweep_dir: object, parent_id: str) -> list[str]:
+    """Runs a resumed sweep skipped because an earlier sweep had them FINISHED: they belong in its report.
+
+    The sweep records them only in its folder (``<sweep_dir>/*/result.json``, status ``skipped``, with the
+    existing run's id), so this works where the sweep ran; elsewhere the report covers the sweep's own children.
+    """
+    if not isinstance(sweep_dir, str) or not sweep_dir:
+        return []
+    folder = Path(sweep_dir)
+    try:
+        info = json.loads((folder / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if info.get("parent_run_id") != parent_id:
+        return []
+    found = []
+    for path in sorted(folder.glob("*/result.json")):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            result.get("status") == "skipped"
+            and result.get("sweep_id") == info.get("sweep_id")
+            and result.get("run_id")
+        ):
+            found.append(str(result["run_id"]))
+    return found
+
+
+def _first(row: pd.Series, columns: Sequence[str]) -> Any:
+    for column in columns:
+        value = row.get(column)
+        if value is not None and not (isinstance(value, float) and math.isnan(value)) and value != "":
+            return value
+    return None
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """search_runs columns -> axes, status, metrics (unprefixed), params (kept as ``params.*``) and a label."""
+    rows = []
+    for _, run in raw.iterrows():
+        row: dict[str, Any] = {
+            "run_id": run["run_id"],
+            "run_name": run.get("tags.mlflow.runName"),
+            "status": run.get("status"),
+            "start_time": run.get("start_time"),
+            "error": run.get("tags.error"),
+            "error_stage": run.get("tags.error_stage"),
+            "device_name": run.get("tags.device_name"),
+            "git_commit": run.get("tags.git_commit"),
+            "parent_run_id": run.get(f"tags.{PARENT_TAG}"),
+            "artifact_uri": run.get("artifact_uri"),
+        }
+        for axis, sources in AXIS_SOURCES.items():
+            row[axis] = _first(run, sources)
+        for column, value in run.items():
+            if column.startswith("metrics."):
+                row[column.removeprefix("metrics.")] = value
+            elif column.startswith("params."):
+                row[column] = value
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame = frame.dropna(subset=["block", "norm", "act", "resolution", "precision"])
+    frame["resolution"] = frame["resolution"].astype(int)
+    for name in ("error", "error_stage"):
+        frame[name] = frame[name].where(frame[name].notna(), None)
+    keys = variant_keys(frame)
+    frame["label"] = [make_label(row, keys) for _, row in frame.iterrows()]
+    return frame.reset_index(drop=True), keys
+
+
+def variant_keys(frame: pd.DataFrame) -> list[str]:
+    """Params (and the device) that differ between runs of the same paper cell: they name the table's engines.
+
+    A missing value (a key the other backend does not have) is not a difference; a repeat of one configuration
+    has no differing key and stays in one cell (aggregated).
+    """
+    candidates = ["backend", "device_name"] + [
+        c for c in frame.columns if c.startswith("params.") and not c.removeprefix("params.").startswith(IGNORED_PARAMS)
+    ]
+    keys = []
+    groups = frame.groupby(list(AXES), dropna=False)
+    for column in candidates:
+        if column not in frame:
+            continue
+        if any(group[column].dropna().astype(str).nunique() > 1 for _, group in groups):
+            keys.append(column)
+    return keys
+
+
+def make_label(row: pd.Series, keys: Sequence[str]) -> str:
+    """Engine label of a run: the backend, then the values of the varying keys (``torch cuda_graph``)."""
+    parts = [str(row.get("backend") or "unknown")]
+    for key in keys:
+        if key == "backend":
+            continue
+        value = row.get(key)
+        if _is_missing(value):
+            continue
+        short = key.removeprefix("params.")
+        parts.append(str(value) if short in BARE_VALUE_KEYS else f"{short.split('.')[-1]}={value}")
+    return " ".join(parts)
+
+
+def cells(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (axes, label): the metric's median over FINISHED repeats, run counts and a cell state.
+
+    A cell with no FINISHED run but a FAILED/KILLED one is ``failed``; its value stays NaN (never zero).
+    """
+    out = []
+    for key, group in frame.groupby([*AXES, "label"], dropna=False):
+        done = group[group["status"] == "FINISHED"]
+        values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
+        record = dict(zip([*AXES, "label"], key, strict=True))
+        record.update(
+            value=float(values.median()) if len(values) else math.nan,
+            n_runs=len(values),
+            n_failed=int((group["status"] != "FINISHED").sum()),
+            state=OK if len(values) else FAILED,
+            params_count=_mode(done.get("params_count")),
+            macs=_mode(done.get("macs")),
+            error=next((e for e in group["error"] if e), None),
+        )
+        out.append(record)
+    return pd.DataFrame(out, columns=[*AXES, "label", "value", "n_runs", "n_failed", "state", "params_count", "macs"])
+
+
+def _mode(series: pd.Series | None) -> float:
+    if series is None:
+        return math.nan
+    series = series.dropna()
+    return float(series.mode().iloc[0]) if len(series) else math.nan
+
+
+def environment(runs: RunSet) -> dict[str, Any]:
+    """The environment.json artifact of the newest FINISHED run (versions, GPU, driver), or {} if unreadable."""
+    import mlflow
+
+    finished = runs.finished.sort_values("start_time", ascending=False)
+    for _, row in finished.head(3).iterrows():
+        try:
+            uri = str(row["artifact_uri"])
+            if uri.startswith("file:"):  # local store: read it in place
+                path = Path(urlparse(uri).path) / "environment.json"
+            else:
+                with tracking_uri(runs.tracking_uri):
+                    path = Path(
+                        mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path="environment.json")
+                    )
+            return dict(json.loads(path.read_text()))
+        except Exception as exc:  # noqa: BLE001 - a missing or unreadable artifact only loses the versions line
+            log.debug("no environment.json for %s: %s", row["run_id"], exc)
+    return {}

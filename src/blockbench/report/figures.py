@@ -1,0 +1,173 @@
+"""Grouped-bar figures like the paper's Figures 3–5: one figure per resolution, one panel per engine and
+precision, architectures on the x axis, one bar per norm/activation pair.
+
+Missing bars are labelled on the axis (``not run`` / ``FAILED``) rather than drawn at zero.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display, same output everywhere
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.patches import Patch
+
+from blockbench.report.data import (
+    ACT_NAMES,
+    BLOCK_NAMES,
+    FAILED,
+    NORM_NAMES,
+    PRECISION_NAMES,
+    RunSet,
+    cells,
+    ordered,
+)
+from blockbench.report.paper import paper_records
+
+# One colour per norm/activation pair, stable across figures (the paper's four first, then ln_native).
+PAIR_COLOURS = {
+    ("bn", "relu"): "#1f77b4",
+    ("ln", "relu"): "#ff7f0e",
+    ("bn", "gelu"): "#2ca02c",
+    ("ln", "gelu"): "#d62728",
+    ("ln_native", "relu"): "#9467bd",
+    ("ln_native", "gelu"): "#8c564b",
+}
+FALLBACK_COLOURS = ("#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+PAPER_LABEL = "paper (TensorRT 8.5, RTX 3090 Ti)"
+
+
+def pair_name(norm: str, act: str) -> str:
+    return f"{NORM_NAMES.get(norm, norm)} + {ACT_NAMES.get(act, act)}"
+
+
+def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(norm, act) pairs in the paper's order: ReLU before GELU, BN before LN before LN (native)."""
+    found = {(n, a) for n, a in zip(frame["norm"], frame["act"], strict=True)}
+    return [
+        (n, a)
+        for a in ordered("act", [a for _, a in found])
+        for n in ordered("norm", [n for n, _ in found])
+        if (n, a) in found
+    ]
+
+
+def _colour(pair: tuple[str, str], index: int) -> str:
+    return PAIR_COLOURS.get(pair, FALLBACK_COLOURS[index % len(FALLBACK_COLOURS)])
+
+
+def _panel(ax: plt.Axes, grid: pd.DataFrame, blocks: list[str], pairs: list[tuple[str, str]], title: str) -> None:
+    """Grouped bars for one (engine, precision) at one resolution; value labels on bars, marks for gaps."""
+    width = 0.8 / max(len(pairs), 1)
+    values = grid["value"].dropna()
+    top = float(values.max()) if len(values) else 1.0
+    # One outlier (a cold or contended run) would flatten every other bar: switch to a log axis then.
+    log = len(values) > 1 and top > 15 * float(values.median())
+    base = float(values.min()) / 1.8 if log else top * 0.02
+    for j, pair in enumerate(pairs):
+        for i, block in enumerate(blocks):
+            x = i - 0.4 + width * (j + 0.5)
+            hit = grid[(grid["block"] == block) & (grid["norm"] == pair[0]) & (grid["act"] == pair[1])]
+            if hit.empty or (hit.iloc[0]["state"] != FAILED and math.isnan(hit.iloc[0]["value"])):
+                ax.text(x, base, "not run", rotation=90, ha="center", va="bottom", fontsize=7, color="#777777")
+                continue
+            cell = hit.iloc[0]
+            if cell["state"] == FAILED:
+                ax.text(x, base, "FAILED", rotation=90, ha="center", va="bottom", fontsize=7, color="#b00000")
+                continue
+            value = float(cell["value"])
+            ax.bar(x, value, width * 0.92, color=_colour(pair, j), edgecolor="white", linewidth=0.5)
+            ax.text(
+                x,
+                value * 1.08 if log else value + top * 0.01,
+                f"{value:.3g}",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(float(values.min()) / 2, top * 4)
+    else:
+        ax.set_ylim(0, top * 1.25)
+    ax.set_xticks(range(len(blocks)), [BLOCK_NAMES.get(b, b) for b in blocks], fontsize=10)
+    ax.set_xlim(-0.5, len(blocks) - 0.5)
+    ax.set_title(title, fontsize=11)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    """PNG for people, SVG with real text (searchable, scalable) for documents; closes the figure."""
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+        fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def latency_figures(
+    runs: RunSet, out_dir: Path, metric: str = "latency_ms_median", compare_paper: bool = False
+) -> list[Path]:
+    """``figures/latency_<res>.png`` and ``.svg`` per resolution; returns the written files."""
+    folder = out_dir / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = cells(runs.frame, metric)
+    paper = pd.DataFrame(paper_records()).rename(columns={"latency_ms": "value"}).assign(state="ok", label=PAPER_LABEL)
+    blocks = ordered("block", list(runs.frame["block"]))
+    pairs = _pairs(runs.frame)
+    precisions = ordered("precision", list(runs.frame["precision"]))
+    metric_name = metric.removeprefix("latency_ms_")
+    written: list[Path] = []
+    for resolution in ordered("resolution", list(runs.frame["resolution"])):
+        here = grid[grid["resolution"] == resolution]
+        panels = [
+            (label, p, here[(here["label"] == label) & (here["precision"] == p)])
+            for label in runs.labels
+            for p in precisions
+        ]
+        panels = [panel for panel in panels if not panel[2].empty]  # an engine never run at that precision
+        paper_here = paper[paper["resolution"] == resolution]
+        if compare_paper and not paper_here.empty:
+            panels += [(PAPER_LABEL, p, paper_here[paper_here["precision"] == p]) for p in ("fp32", "fp16")]
+        ncols = min(2, len(panels))
+        nrows = math.ceil(len(panels) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 3.9 * nrows + 1.0), squeeze=False)
+        for ax, (label, precision, data) in zip(axes.flat, panels, strict=False):
+            panel_blocks = blocks if label != PAPER_LABEL else ordered("block", [*blocks, *data["block"]])
+            panel_pairs = pairs if label != PAPER_LABEL else _pairs(data)
+            _panel(ax, data, panel_blocks, panel_pairs, f"{label} · {PRECISION_NAMES.get(precision, precision)}")
+            what = "mean of 3" if label == PAPER_LABEL else metric_name
+            log_note = " (log scale)" if ax.get_yscale() == "log" else ""
+            ax.set_ylabel(f"latency, {what} (ms){log_note}", fontsize=10)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.set_visible(False)
+        legend_pairs = pairs + [p for p in _pairs(paper_here) if p not in pairs] if compare_paper else pairs
+        handles = [Patch(color=_colour(p, j), label=pair_name(*p)) for j, p in enumerate(legend_pairs)]
+        height = fig.get_figheight()
+        fig.suptitle(
+            f"Inference latency at {resolution}×{resolution} by architecture, normalization and activation "
+            "(batch 1, lower is better)",
+            fontsize=12,
+            y=1 - 0.12 / height,
+            va="top",
+        )
+        fig.legend(
+            handles=handles,
+            loc="upper center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+            fontsize=10,
+            bbox_to_anchor=(0.5, 1 - 0.42 / height),
+        )
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.68 / height))
+        written += save(fig, folder / f"latency_{resolution}")
+    return written

@@ -1,0 +1,235 @@
+"""Measured device peaks for the roofline: the best matrix-product rate per precision and the memory bandwidth.
+
+Datasheet numbers overstate what a framework can reach (clocks, power limits, library kernels), so the floor
+uses what this machine actually does: a large matrix product (GEMM on the CPU) and a large device copy (a
+memory copy on the CPU), timed with CUDA events on GPUs and the monotonic clock on CPUs. Each device is
+measured once and cached as JSON under ``<cache_dir>/peaks/``; a report on another machine can reuse the file.
+
+``python -m blockbench.report.peaks --device cuda:0`` measures (or shows the cached) peaks of one device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from blockbench.environment import cpu_model
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class DevicePeaks:
+    """What one device sustains: dense matrix product per precision (TFLOP/s) and copy bandwidth (GB/s)."""
+
+    device_name: str
+    kind: str  # "cpu" or "cuda"
+    matmul_tflops: dict[str, float] = field(default_factory=dict)
+    copy_gbps: float = 0.0
+    measured: dict[str, Any] = field(default_factory=dict)  # sizes, threads, torch version, when
+
+    def matmul_for(self, precision: str) -> float | None:
+        """TFLOP/s for a run's precision; a CPU has no TF32, so tf32 runs there use the FP32 rate."""
+        if precision in self.matmul_tflops:
+            return self.matmul_tflops[precision]
+        if self.kind == "cpu" and precision == "tf32":
+            return self.matmul_tflops.get("fp32")
+        return None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DevicePeaks:
+        return cls(
+            device_name=str(data["device_name"]),
+            kind=str(data["kind"]),
+            matmul_tflops={k: float(v) for k, v in data.get("matmul_tflops", {}).items()},
+            copy_gbps=float(data.get("copy_gbps", 0.0)),
+            measured=dict(data.get("measured", {})),
+        )
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "device"
+
+
+def cache_file(cache_dir: Path, device_name: str) -> Path:
+    return cache_dir / "peaks" / f"{slug(device_name)}.json"
+
+
+def local_device(device_name: str) -> torch.device | None:
+    """The device of this machine a run's ``device_name`` tag names, or None (the run came from elsewhere)."""
+    if device_name == cpu_model():
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            if torch.cuda.get_device_name(index) == device_name:
+                return torch.device("cuda", index)
+    return None
+
+
+def _cpu_seconds(fn: Callable[[], object], reps: int) -> float:
+    """Best wall time of ``reps`` calls (the best is the least disturbed by other processes)."""
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _cuda_seconds(fn: Callable[[], object], device: torch.device, inner: int, reps: int = 3) -> float:
+    """Best per-call time over ``reps`` batches of ``inner`` calls, timed with CUDA events on the stream."""
+    best = float("inf")
+    with torch.cuda.device(device):
+        for _ in range(reps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(inner):
+                fn()
+            end.record()
+            end.synchronize()
+            best = min(best, start.elapsed_time(end) / 1000 / inner)
+    return best
+
+
+def measure_matmul(device: torch.device, precision: str) -> tuple[float, dict[str, Any]]:
+    """TFLOP/s of a large square matrix product in the precision's dtype (TF32 only for ``tf32``)."""
+    dtype = DTYPES[precision]
+    if device.type == "cuda":
+        n = 8192
+        allow = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        try:
+            a = torch.randn(n, n, device=device).to(dtype)
+            b = torch.randn(n, n, device=device).to(dtype)
+            out = torch.empty(n, n, device=device, dtype=dtype)
+            for _ in range(3):  # warm-up: cuBLAS heuristics, clocks
+                torch.mm(a, b, out=out)
+            seconds = _cuda_seconds(lambda: torch.mm(a, b, out=out), device, inner=10)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = allow
+            torch.cuda.empty_cache()
+        return 2 * n**3 / seconds / 1e12, {"n": n, "timer": "cuda_events"}
+    # CPU: grow the matrix until one product takes >= 20 ms, so call overhead is negligible.
+    n, seconds = 256, 0.0
+    while True:
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        torch.mm(a, b)
+        seconds = _cpu_seconds(lambda a=a, b=b: torch.mm(a, b), reps=3)
+        if seconds >= 0.02 or n >= 4096:
+            break
+        n *= 2
+    seconds = min(seconds, _cpu_seconds(lambda: torch.mm(a, b), reps=3))
+    return 2 * n**3 / seconds / 1e12, {"n": n, "timer": "perf_counter", "threads": torch.get_num_threads()}
+
+
+def measure_copy(device: torch.device) -> tuple[float, dict[str, Any]]:
+    """GB/s of a large device-to-device (or memory-to-memory) copy, counting the read and the write."""
+    nbytes = 1 << 30 if device.type == "cuda" else 256 << 20
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    if device.type == "cuda":
+        seconds = _cuda_seconds(lambda: dst.copy_(src), device, inner=10)
+        timer = "cuda_events"
+    else:
+        seconds = _cpu_seconds(lambda: dst.copy_(src), reps=5)
+        timer = "perf_counter"
+    src = dst = torch.empty(0)  # free the buffers before the next measurement
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return 2 * nbytes / seconds / 1e9, {"bytes": nbytes, "timer": timer}
+
+
+def measure(device: torch.device, precisions: Sequence[str], known: DevicePeaks | None = None) -> DevicePeaks:
+    """Measure what ``known`` lacks: the copy once, the matrix product per precision (tf32 = fp32 on CPU)."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    peaks = known or DevicePeaks(device_name=name, kind=device.type)
+    wanted = {"fp32" if (device.type == "cpu" and p == "tf32") else p for p in precisions}
+    for precision in sorted(wanted - set(peaks.matmul_tflops)):
+        rate, info = measure_matmul(device, precision)
+        peaks.matmul_tflops[precision] = rate
+        peaks.measured[f"matmul_{precision}"] = info
+        log.info("peaks: %s %s matmul %.3f TFLOP/s", name, precision, rate)
+    if not peaks.copy_gbps:
+        peaks.copy_gbps, peaks.measured["copy"] = measure_copy(device)
+        log.info("peaks: %s copy %.1f GB/s", name, peaks.copy_gbps)
+    peaks.measured.update(torch=torch.__version__, when=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return peaks
+
+
+def load_cached(cache_dir: Path, device_name: str) -> DevicePeaks | None:
+    path = cache_file(cache_dir, device_name)
+    if not path.exists():
+        return None
+    try:
+        return DevicePeaks.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError) as exc:
+        log.warning("peaks: ignoring unreadable cache %s (%s)", path, exc)
+        return None
+
+
+def save(cache_dir: Path, peaks: DevicePeaks) -> Path:
+    path = cache_file(cache_dir, peaks.device_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(peaks), indent=2) + "\n")
+    return path
+
+
+def get_peaks(
+    device_name: str, precisions: Sequence[str], cache_dir: Path, allow_measure: bool = True
+) -> tuple[DevicePeaks | None, str]:
+    """Cached peaks of a device, measured here first if this machine has it; None and a reason otherwise."""
+    cached = load_cached(cache_dir, device_name)
+    needed = [p for p in precisions if cached is None or cached.matmul_for(p) is None]
+    if cached is not None and not needed and cached.copy_gbps:
+        return cached, f"cached in {cache_file(cache_dir, device_name)}"
+    device = local_device(device_name)
+    if device is None or not allow_measure:
+        if cached is not None:
+            return cached, f"cached (no peak for {', '.join(needed)}; measure on a machine with this device)"
+        return None, (
+            f"no measured peaks for {device_name!r}: not a device of this machine and not in "
+            f"{cache_file(cache_dir, device_name)}; run `python -m blockbench.report.peaks` on that machine "
+            "and copy the file, or pass --peaks FILE"
+        )
+    peaks = measure(device, precisions, cached)
+    path = save(cache_dir, peaks)
+    return peaks, f"measured on this machine, cached in {path}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: measure (or show cached) peaks of one local device and print them as JSON."""
+    from blockbench.config import project_root
+
+    parser = argparse.ArgumentParser(prog="python -m blockbench.report.peaks", description=main.__doc__)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--precisions", nargs="+", default=None, help="default: fp32 (CPU), fp32 tf32 fp16 bf16 (GPU)")
+    parser.add_argument("--cache-dir", type=Path, default=project_root() / ".cache" / "blockbench")
+    parser.add_argument("--force", action="store_true", help="measure again even if cached")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = torch.device(args.device)
+    precisions = args.precisions or (["fp32"] if device.type == "cpu" else ["fp32", "tf32", "fp16", "bf16"])
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    known = None if args.force else load_cached(args.cache_dir, name)
+    peaks = measure(device, precisions, known)
+    path = save(args.cache_dir, peaks)
+    print(json.dumps(asdict(peaks), indent=2))
+    print(f"cached in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

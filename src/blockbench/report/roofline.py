@@ -1,0 +1,367 @@
+"""An analytic latency floor per configuration and how far each run is above it.
+
+floor = max(FLOPs / peak matrix rate, bytes / memory bandwidth), with the device's *measured* peaks
+(:mod:`blockbench.report.peaks`) and the work counted from the model itself, built from the run's params:
+
+* FLOPs: 2 × the multiply-accumulates of every convolution and linear layer (the matrix work; norms,
+  activations and pools are a rounding error next to it and run on the vector units anyway).
+* bytes: every weight read once, plus for every convolution, linear layer and pool its input read and its
+  output written once. Norms, activations and residual adds are assumed fused into their producer, which is
+  what a perfect engine would do, so the floor is a lower bound for every engine; the hand-written LN and
+  the unfused ops show up as distance from it.
+
+The model is built on PyTorch's ``meta`` device: shapes without memory, so a 1024×1024 VGG costs nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from blockbench.report.data import (
+    ACT_NAMES,
+    AXES,
+    BLOCK_NAMES,
+    NORM_NAMES,
+    PRECISION_NAMES,
+    RunSet,
+    order_key,
+)
+from blockbench.report.peaks import DevicePeaks, get_peaks
+
+BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
+MATRIX_LAYERS = (nn.Conv2d, nn.Linear)
+TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The work of one forward pass: matrix FLOPs, parameter count, weight bytes and activation bytes."""
+
+    flops: int
+    params: int
+    weight_bytes: int
+    activation_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.activation_bytes
+
+
+def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
+    """2 × MACs of one convolution (each output element: C_in/groups × kH × kW MACs) or linear layer."""
+    if isinstance(module, nn.Conv2d):
+        per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+        return 2 * output.numel() * per_output
+    if isinstance(module, nn.Linear):
+        return 2 * output.numel() * module.in_features
+    return 0
+
+
+def measure_footprint(model: nn.Module, example: torch.Tensor, bytes_per_element: int) -> Footprint:
+    """Run ``model(example)`` with forward hooks on the matrix and pooling layers and add up their work."""
+    flops = 0
+    elements = 0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal flops, elements
+        flops += layer_flops(module, output)
+        elements += inputs[0].numel() + output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, TRAFFIC_LAYERS)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    params = sum(p.numel() for p in model.parameters())
+    return Footprint(flops, params, params * bytes_per_element, elements * bytes_per_element)
+
+
+@lru_cache(maxsize=256)
+def blocknet_footprint(
+    block: str,
+    norm: str,
+    act: str,
+    channels: tuple[int, ...],
+    blocks_per_stage: int,
+    num_classes: int,
+    resolution: int,
+    batch_size: int,
+    precision: str,
+) -> Footprint:
+    """Footprint of the paper's network for one configuration, counted on the meta device (no memory, no time)."""
+    from blockbench.models.network import BlockNet
+
+    with torch.device("meta"):
+        model = BlockNet(block, norm, act, list(channels), blocks_per_stage, num_classes)
+        example = torch.empty(batch_size, 3, resolution, resolution)
+    return measure_footprint(model.eval(), example, BYTES_PER_ELEMENT[precision])
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The two roofline bounds and the binding one, in seconds."""
+
+    compute_s: float
+    memory_s: float
+
+    @property
+    def floor_s(self) -> float:
+        return max(self.compute_s, self.memory_s)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def roofline_floor(flops: float, nbytes: float, peak_tflops: float, bandwidth_gbps: float) -> Floor:
+    """``max(flops / peak, bytes / bandwidth)`` with the peak in TFLOP/s and the bandwidth in GB/s."""
+    return Floor(compute_s=flops / (peak_tflops * 1e12), memory_s=nbytes / (bandwidth_gbps * 1e9))
+
+
+def _int_list(value: object) -> tuple[int, ...]:
+    parsed = ast.literal_eval(str(value))
+    return tuple(int(v) for v in parsed)
+
+
+def run_footprint(row: pd.Series) -> Footprint | None:
+    """Footprint of a run from its logged params (``model.channels`` etc.); None if they are missing."""
+    try:
+        return blocknet_footprint(
+            str(row["block"]),
+            str(row["norm"]),
+            str(row["act"]),
+            _int_list(row["params.model.channels"]),
+            int(row["params.model.blocks_per_stage"]),
+            int(row["params.model.num_classes"]),
+            int(row["resolution"]),
+            int(row.get("params.benchmark.batch_size", 1) or 1),
+            str(row["precision"]),
+        )
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        return None
+
+
+@dataclass
+class Roofline:
+    """Per-cell floors and measured latencies, the peaks they used, and why any device has none."""
+
+    table: pd.DataFrame
+    peaks: dict[str, DevicePeaks]
+    notes: list[str]
+
+
+COLUMNS = [
+    *AXES,
+    "label",
+    "device_name",
+    "gflop",
+    "weights_mb",
+    "activations_mb",
+    "compute_floor_ms",
+    "memory_floor_ms",
+    "floor_ms",
+    "bound",
+    "measured_ms",
+    "x_floor",
+    "achieved_tflops",
+    "intensity",
+]
+
+
+def compute_roofline(
+    runs: RunSet,
+    metric: str,
+    cache_dir: Path,
+    allow_measure: bool = True,
+    extra_peaks: Sequence[DevicePeaks] = (),
+) -> Roofline:
+    """One row per (configuration, engine, device): floor, measured latency and latency / floor."""
+    finished = runs.finished
+    peaks: dict[str, DevicePeaks] = {p.device_name: p for p in extra_peaks}
+    notes: list[str] = []
+    for device in sorted(finished["device_name"].dropna().unique()):
+        precisions = sorted(set(finished[finished["device_name"] == device]["precision"]))
+        if device in peaks:
+            notes.append(f"{device}: peaks from --peaks file")
+            continue
+        found, why = get_peaks(device, precisions, cache_dir, allow_measure)
+        notes.append(f"{device}: {why}")
+        if found is not None:
+            peaks[device] = found
+    records = []
+    for key, group in finished.groupby([*AXES, "label", "device_name"]):
+        row = group.iloc[0]
+        fp = run_footprint(row)
+        measured = float(group[metric].median()) if metric in group else math.nan
+        record = dict(zip([*AXES, "label", "device_name"], key, strict=True))
+        record["measured_ms"] = measured
+        if fp is not None:
+            record.update(
+                gflop=fp.flops / 1e9, weights_mb=fp.weight_bytes / 1e6, activations_mb=fp.activation_bytes / 1e6
+            )
+            record["intensity"] = fp.flops / fp.total_bytes
+            record["achieved_tflops"] = fp.flops / (measured / 1e3) / 1e12 if measured > 0 else math.nan
+        device_peaks = peaks.get(str(key[-1]))
+        rate = device_peaks.matmul_for(str(row["precision"])) if device_peaks else None
+        if fp is not None and device_peaks is not None and rate:
+            floor = roofline_floor(fp.flops, fp.total_bytes, rate, device_peaks.copy_gbps)
+            record.update(
+                compute_floor_ms=floor.compute_s * 1e3,
+                memory_floor_ms=floor.memory_s * 1e3,
+                floor_ms=floor.floor_s * 1e3,
+                bound=floor.bound,
+                x_floor=measured / (floor.floor_s * 1e3) if floor.floor_s > 0 else math.nan,
+            )
+        records.append(record)
+    table = pd.DataFrame(records, columns=COLUMNS)
+    if not table.empty:
+        table = table.sort_values(
+            ["device_name", "resolution", "precision", "label", "act", "norm", "block"],
+            key=lambda s: s.map(lambda v: order_key(str(s.name), v)),
+        ).reset_index(drop=True)
+    return Roofline(table, peaks, notes)
+
+
+def _fmt(value: object, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return pattern.format(value)
+
+
+def display_table(roofline: Roofline) -> pd.DataFrame:
+    """The roofline table for people; missing floors (no peaks for the device) show as ``—``."""
+    t = roofline.table
+    return pd.DataFrame(
+        {
+            "Architecture": t["block"].map(lambda v: BLOCK_NAMES.get(v, v)),
+            "Resolution": t["resolution"].map(lambda v: f"{v}×{v}"),
+            "Norm": t["norm"].map(lambda v: NORM_NAMES.get(v, v)),
+            "Act": t["act"].map(lambda v: ACT_NAMES.get(v, v)),
+            "Precision": t["precision"].map(lambda v: PRECISION_NAMES.get(v, v)),
+            "Engine": t["label"],
+            "GFLOP": t["gflop"].map(lambda v: _fmt(v, "{:.3g}")),
+            "Weights (MB)": t["weights_mb"].map(lambda v: _fmt(v, "{:.3g}")),
+            "Activations (MB)": t["activations_mb"].map(lambda v: _fmt(v, "{:.3g}")),
+            "Compute floor (ms)": t["compute_floor_ms"].map(lambda v: _fmt(v, "{:.4f}")),
+            "Memory floor (ms)": t["memory_floor_ms"].map(lambda v: _fmt(v, "{:.4f}")),
+            "Floor (ms)": t["floor_ms"].map(lambda v: _fmt(v, "{:.4f}")),
+            "Bound": t["bound"].fillna("—"),
+            "Measured (ms)": t["measured_ms"].map(lambda v: _fmt(v, "{:.3f}")),
+            "× floor": t["x_floor"].map(lambda v: _fmt(v, "{:.1f}×")),
+        }
+    )
+
+
+def summary_table(roofline: Roofline) -> pd.DataFrame:
+    """Median distance from the floor per device, engine, precision and resolution: the headline numbers."""
+    t = roofline.table.dropna(subset=["x_floor"])
+    rows = []
+    keys = ["device_name", "label", "precision", "resolution"]
+    for key, group in t.groupby(keys):
+        device, label, precision, resolution = key
+        rows.append(
+            {
+                "Device": device,
+                "Engine": label,
+                "Precision": PRECISION_NAMES.get(str(precision), precision),
+                "Resolution": f"{resolution}×{resolution}",
+                "configs": str(len(group)),
+                "median × floor": f"{group['x_floor'].median():.1f}×",
+                "best × floor": f"{group['x_floor'].min():.1f}×",
+                "memory-bound floors": f"{int((group['bound'] == 'memory').sum())} of {len(group)}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def peaks_markdown(roofline: Roofline) -> str:
+    lines = []
+    for name, p in sorted(roofline.peaks.items()):
+        rates = ", ".join(f"{PRECISION_NAMES.get(k, k)} {v:.3g} TFLOP/s" for k, v in sorted(p.matmul_tflops.items()))
+        lines.append(f"- **{name}** ({p.kind}): matrix product {rates}; copy {p.copy_gbps:.1f} GB/s")
+    lines += [f"- {note}" for note in roofline.notes]
+    return "\n".join(lines)
+
+
+def roofline_figures(roofline: Roofline, out_dir: Path) -> list[Path]:
+    """Classic roofline per device: achieved TFLOP/s against arithmetic intensity, under the measured roofs."""
+    import matplotlib.pyplot as plt
+
+    from blockbench.report.figures import save
+
+    folder = out_dir / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    markers = {"vgg": "o", "resnet": "s", "mobilenet": "^", "convnext": "D"}
+    colours = {"fp32": "#1f77b4", "tf32": "#17becf", "fp16": "#d62728", "bf16": "#ff7f0e"}
+    for device, p in sorted(roofline.peaks.items()):
+        data = roofline.table[(roofline.table["device_name"] == device) & roofline.table["intensity"].notna()]
+        if data.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(8.5, 5.5))
+        lo = max(float(data["intensity"].min()) / 4, 1e-2)
+        hi = float(data["intensity"].max()) * 4
+        xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+        for precision in sorted(set(data["precision"]), key=lambda v: order_key("precision", v)):
+            rate = p.matmul_for(precision)
+            if not rate:
+                continue
+            ax.plot(
+                xs,
+                [min(rate, p.copy_gbps * 1e9 * v / 1e12) for v in xs],
+                color=colours.get(precision, "#555555"),
+                lw=1.5,
+                label=f"roof {PRECISION_NAMES.get(precision, precision)}: {rate:.3g} TFLOP/s, {p.copy_gbps:.0f} GB/s",
+            )
+        groups = sorted(
+            data.groupby(["block", "precision"]),
+            key=lambda item: (order_key("block", item[0][0]), order_key("precision", item[0][1])),
+        )
+        for (block, precision), group in groups:
+            ax.scatter(
+                group["intensity"],
+                group["achieved_tflops"],
+                marker=markers.get(str(block), "x"),
+                color=colours.get(str(precision), "#555555"),
+                s=36,
+                alpha=0.8,
+                edgecolor="black",
+                linewidth=0.4,
+                label=f"{BLOCK_NAMES.get(str(block), block)} {PRECISION_NAMES.get(str(precision), precision)}",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (FLOP per byte of weights + activations)")
+        ax.set_ylabel("achieved matrix throughput (TFLOP/s)")
+        ax.set_title(f"Roofline: {device} (measured peaks; each point is one configuration and engine)", fontsize=11)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        fig.tight_layout()
+        stem = f"roofline_{re.sub(r'[^A-Za-z0-9]+', '_', device).strip('_')}"
+        written += save(fig, folder / stem)
+    return written
+
+
+def write_roofline(roofline: Roofline, out_dir: Path) -> list[Path]:
+    """``roofline.csv`` (raw numbers) and ``peaks.json`` (the peaks used) plus the figures."""
+    import json
+    from dataclasses import asdict
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = out_dir / "roofline.csv"
+    roofline.table.to_csv(csv, index=False)
+    peaks = out_dir / "peaks.json"
+    peaks.write_text(json.dumps({k: asdict(v) for k, v in roofline.peaks.items()}, indent=2) + "\n")
+    return [csv, peaks, *roofline_figures(roofline, out_dir)]

@@ -1,0 +1,92 @@
+"""What makes two jobs "the same measurement": the config hash a resumed sweep matches FINISHED runs by.
+
+A sweep re-run skips a config when the experiment already has a FINISHED run with the same hash (unless
+``run.force=true``). The hash covers exactly what can change a result:
+
+* the resolved config **minus** keys that only say where or how results are recorded or shown —
+  :data:`RESULT_NEUTRAL_KEYS`: ``tracking.*`` (store, experiment, run name, what to log), ``work_dir`` and
+  ``cache_dir`` (locations), ``run.*`` (this policy itself), ``benchmark.progress`` (a progress bar) — with
+  ``hardware.device`` replaced by the device it resolves to (``cuda`` and ``cuda:0`` are one device);
+* the environment: device name (CPU model or GPU name), GPU driver, Python, CUDA and cuDNN versions, and the
+  versions of every library on the measured path (:data:`RESULT_PACKAGES`);
+* :data:`FINGERPRINT_VERSION`, bumped when a code change alters what a config measures.
+
+Deliberately **not** in it: the git commit (a README fix must not invalidate a GPU-day of results; bump
+:data:`FINGERPRINT_VERSION` instead, or re-run with ``run.force=true``), the host name (two identical machines
+measure the same thing) and MLflow/Hydra versions (they record, they do not measure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from blockbench.environment import device_name, gpu_facts
+
+FINGERPRINT_VERSION = 1
+RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "hydra")
+RESULT_PACKAGES = (
+    "torch",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "tensorrt",
+    "numpy",
+    "ultralytics-thop",
+    "ptflops",
+)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def result_config(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """The resolved config without :data:`RESULT_NEUTRAL_KEYS`, with the resolved device."""
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    for dotted in RESULT_NEUTRAL_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    config.setdefault("hardware", {})["device"] = str(device)
+    return config
+
+
+def result_environment(device: torch.device) -> dict[str, Any]:
+    """The parts of the environment a latency or a parity error depends on."""
+    env: dict[str, Any] = {
+        "device_name": device_name(device),
+        "python": platform.python_version(),
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "packages": {name: version for name in RESULT_PACKAGES if (version := _version(name))},
+    }
+    if device.type == "cuda":
+        env["gpu_driver"] = gpu_facts(device).get("gpu_driver")
+    return env
+
+
+def fingerprint(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """Everything the config hash covers, as a JSON-able dict (logged as ``fingerprint.json``)."""
+    return {
+        "version": FINGERPRINT_VERSION,
+        "config": result_config(cfg, device),
+        "environment": result_environment(device),
+    }
+
+
+def config_hash(fp: dict[str, Any]) -> str:
+    """SHA-256 of the fingerprint's canonical JSON."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

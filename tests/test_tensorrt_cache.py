@@ -1,0 +1,240 @@
+"""Engine cache keys and invalidation, verified loading, atomic writes, the shared timing cache, load-or-build."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from blockbench.backends.tensorrt.cache import (
+    EngineCache,
+    GpuIdentity,
+    TimingCacheFile,
+    atomic_write,
+    engine_key,
+    onnx_digest,
+)
+from blockbench.backends.tensorrt.diagnostics import EngineBuildError
+from blockbench.backends.tensorrt.engine import UNCACHED_PLAN_NAME, PreparedEngine, prepare_engine
+from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings
+from tests.tensorrt_double import CACHE_MAGIC, VERSIONS, Script, install
+
+GPU = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0")
+DIGEST = "ab" * 32
+# A different, valid value for every setting.
+CHANGED = {
+    "typing": "weak",
+    "workspace_gb": 2.0,
+    "builder_optimization_level": 4,
+    "avg_timing_iterations": 2,
+    "max_aux_streams": 0,
+    "tiling_optimization_level": "fast",
+    "hardware_compatibility_level": "ampere_plus",
+    "profiling_verbosity": "none",
+    "timing_cache": False,
+    "engine_cache": False,
+    "cuda_graph": True,
+    "layer_profile": True,
+    "log_level": "verbose",
+}
+
+
+def key(settings: TensorRTSettings | None = None, **changes: str) -> str:
+    parts = {"onnx_sha256": DIGEST, "precision": "fp16", "trt_version": "10.16.1.11", "gpu": GPU, **changes}
+    return engine_key(settings=settings or TensorRTSettings(), **parts)  # type: ignore[arg-type]
+
+
+def test_changed_values_cover_every_setting() -> None:
+    assert set(CHANGED) == set(BUILD_FIELDS) | set(RUN_FIELDS)
+
+
+@pytest.mark.parametrize("name", BUILD_FIELDS)
+def test_every_builder_setting_changes_the_key(name: str) -> None:
+    assert key(replace(TensorRTSettings(), **{name: CHANGED[name]})) != key()
+
+
+@pytest.mark.parametrize("name", RUN_FIELDS)
+def test_run_only_settings_keep_the_key(name: str) -> None:
+    assert key(replace(TensorRTSettings(), **{name: CHANGED[name]})) == key()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"onnx_sha256": "cd" * 32},
+        {"precision": "bf16"},
+        {"trt_version": "10.16.0.72"},
+        {"trt_version": "11.4.0.106"},
+        {"gpu": GpuIdentity("NVIDIA H200", "9.0")},
+        {"gpu": GpuIdentity("NVIDIA H100 80GB HBM3", "8.0")},
+    ],
+)
+def test_onnx_precision_version_and_gpu_change_the_key(change: dict[str, object]) -> None:
+    assert key(**change) != key()  # type: ignore[arg-type]
+
+
+def test_fp32_and_tf32_engines_differ() -> None:
+    assert key(precision="fp32") != key(precision="tf32")
+
+
+def test_one_changed_onnx_byte_changes_the_digest(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(bytes(range(256)) * 64)
+    before = onnx_digest(path)
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 1
+    path.write_bytes(bytes(data))
+    assert onnx_digest(path) != before
+
+
+def test_external_data_is_part_of_the_digest(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"graph")
+    alone = onnx_digest(path)
+    (tmp_path / "model.onnx.data").write_bytes(b"weights")
+    with_weights = onnx_digest(path)
+    (tmp_path / "model.onnx.data").write_bytes(b"weightz")
+    assert len({alone, with_weights, onnx_digest(path)}) == 3
+    (tmp_path / "other.bin").write_bytes(b"unrelated")
+    assert onnx_digest(path) == onnx_digest(path)
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "file.bin"
+    atomic_write(target, b"one")
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two" and [p.name for p in target.parent.iterdir()] == ["file.bin"]
+
+
+class TestEngineCache:
+    def test_round_trip(self, tmp_path: Path) -> None:
+        store = EngineCache(tmp_path)
+        path = store.store("k1", b"plan-bytes", {"tensorrt": "10.16.1.11"})
+        assert path == store.plan_path("k1") and store.load("k1") == b"plan-bytes"
+        meta = json.loads(store.meta_path("k1").read_text())
+        assert meta["key"] == "k1" and meta["bytes"] == 10 and meta["tensorrt"] == "10.16.1.11"
+
+    def test_missing_is_a_miss(self, tmp_path: Path) -> None:
+        assert EngineCache(tmp_path).load("absent") is None
+
+    @pytest.mark.parametrize(
+        "damage",
+        ["flip_byte", "truncate", "plan_missing", "meta_garbage", "meta_other_key", "meta_other_format"],
+    )
+    def test_damaged_entries_are_never_trusted(self, tmp_path: Path, caplog, damage: str) -> None:
+        store = EngineCache(tmp_path)
+        store.store("k1", b"plan-bytes", {})
+        plan, meta_path = store.plan_path("k1"), store.meta_path("k1")
+        meta = json.loads(meta_path.read_text())
+        if damage == "flip_byte":
+            plan.write_bytes(b"plan-bytez")
+        elif damage == "truncate":
+            plan.write_bytes(b"plan")
+        elif damage == "plan_missing":
+            plan.unlink()
+        elif damage == "meta_garbage":
+            meta_path.write_text("{not json")
+        elif damage == "meta_other_key":
+            meta_path.write_text(json.dumps({**meta, "key": "k2"}))
+        else:
+            meta_path.write_text(json.dumps({**meta, "format": "old"}))
+        with caplog.at_level(logging.WARNING):
+            assert store.load("k1") is None
+        assert "corrupt or mismatched" in caplog.text
+        assert not plan.exists() and not meta_path.exists()
+
+
+class TestTimingCacheFile:
+    def test_one_file_per_release_and_gpu(self, tmp_path: Path) -> None:
+        a = TimingCacheFile(tmp_path, "10.16.1.11", GPU)
+        assert a.path.name == "tensorrt-10.16.1.11-nvidia-h100-80gb-hbm3-sm90.cache"
+        assert TimingCacheFile(tmp_path, "11.4.0.106", GPU).path != a.path
+
+    def test_save_without_a_concurrent_writer_writes_ours(self, tmp_path: Path) -> None:
+        file = TimingCacheFile(tmp_path, "10.16.1.11", GPU)
+        assert file.load() is None
+        file.save(b"ours", None, merge=lambda ours, theirs: pytest.fail("nothing to merge"))
+        file.save(b"ours2", b"ours", merge=lambda ours, theirs: pytest.fail("unchanged on disk"))
+        assert file.load() == b"ours2"
+
+    def test_save_merges_what_another_job_wrote_meanwhile(self, tmp_path: Path) -> None:
+        file = TimingCacheFile(tmp_path, "10.16.1.11", GPU)
+        atomic_write(file.path, b"other-job")
+        file.save(b"ours", None, merge=lambda ours, theirs: ours + b"+" + theirs)
+        assert file.load() == b"ours+other-job"
+
+
+@pytest.fixture
+def onnx_path(tmp_path: Path) -> Path:
+    path = tmp_path / "work" / "model.onnx"
+    path.parent.mkdir()
+    path.write_bytes(b"graph-bytes")
+    return path
+
+
+def prepare(onnx_path: Path, settings: TensorRTSettings | None = None, precision: str = "fp16") -> PreparedEngine:
+    root = onnx_path.parent.parent
+    return prepare_engine(onnx_path, settings or TensorRTSettings(), precision, GPU, root / "cache", onnx_path.parent)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_miss_then_hit_skips_the_build(monkeypatch, onnx_path: Path, version: str) -> None:
+    double, _ = install(monkeypatch, version)
+    first = prepare(onnx_path)
+    assert first.cache == "miss" and first.builder_s is not None
+    assert len(double.calls_to("Builder.build_serialized_network")) == 1
+    second = prepare(onnx_path)
+    assert second.cache == "hit" and second.builder_s is None and second.plan_path == first.plan_path
+    assert len(double.calls_to("Builder.build_serialized_network")) == 1
+    assert prepare(onnx_path, TensorRTSettings(builder_optimization_level=5)).cache == "miss"
+    assert prepare(onnx_path, TensorRTSettings(cuda_graph=True)).cache == "hit"
+
+
+def test_a_corrupt_entry_is_rebuilt(monkeypatch, onnx_path: Path) -> None:
+    double, _ = install(monkeypatch, VERSIONS[0])
+    plan_path = prepare(onnx_path).plan_path
+    data = bytearray(plan_path.read_bytes())
+    data[-1] ^= 0xFF
+    plan_path.write_bytes(bytes(data))
+    again = prepare(onnx_path)
+    assert again.cache == "miss" and len(double.calls_to("Builder.build_serialized_network")) == 2
+    assert prepare(onnx_path).cache == "hit"
+
+
+def test_an_entry_tensorrt_rejects_is_rebuilt(monkeypatch, onnx_path: Path, caplog) -> None:
+    double, _ = install(monkeypatch, VERSIONS[1])
+    prepared = prepare(onnx_path)
+    store = EngineCache(prepared.plan_path.parent)
+    key_ = prepared.plan_path.stem
+    store.store(key_, b"hash-consistent but not a plan", {})  # e.g. a driver update TensorRT refuses
+    with caplog.at_level(logging.WARNING):
+        assert prepare(onnx_path).cache == "miss"
+    assert "rejects entry" in caplog.text and len(double.calls_to("Builder.build_serialized_network")) == 2
+
+
+def test_engine_cache_off_builds_into_the_work_dir(monkeypatch, onnx_path: Path) -> None:
+    install(monkeypatch, VERSIONS[0])
+    prepared = prepare(onnx_path, TensorRTSettings(engine_cache=False))
+    assert prepared.cache == "off" and prepared.plan_path == onnx_path.parent / UNCACHED_PLAN_NAME
+    assert not (onnx_path.parent.parent / "cache" / "tensorrt" / "engines").exists()
+
+
+def test_the_timing_cache_persists_across_builds(monkeypatch, onnx_path: Path) -> None:
+    double, _ = install(monkeypatch, VERSIONS[0])
+    prepare(onnx_path, TensorRTSettings(engine_cache=False))
+    files = list((onnx_path.parent.parent / "cache" / "tensorrt" / "timing").glob("*.cache"))
+    assert len(files) == 1 and files[0].read_bytes() == CACHE_MAGIC + b"+learnt"
+    prepare(onnx_path, TensorRTSettings(engine_cache=False))
+    assert double.calls_to("IBuilderConfig.create_timing_cache")[-1] == (CACHE_MAGIC + b"+learnt",)
+    assert files[0].read_bytes() == CACHE_MAGIC + b"+learnt+learnt"
+
+
+def test_a_failed_build_stores_nothing(monkeypatch, onnx_path: Path) -> None:
+    install(monkeypatch, VERSIONS[0], Script(build_ok=False))
+    with pytest.raises(EngineBuildError, match="could not build"):
+        prepare(onnx_path)
+    engines = onnx_path.parent.parent / "cache" / "tensorrt" / "engines"
+    assert not list(engines.glob("*.engine")) and not list(engines.glob("*.json"))
