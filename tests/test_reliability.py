@@ -529,7 +529,7 @@ def test_config_hash_ignores_where_results_go_and_tracks_what_they_depend_on(com
         digest(o) for o in ("block=resnet", "seed=1", "resolution.size=96", "precision=tf32", "benchmark.min_iters=6")
     ]
     assert base not in changed and len(set(changed)) == len(changed)
-    monkeypatch.setattr(resume, "_version", lambda name: "0.0-other")
+    monkeypatch.setattr(resume, "package_version", lambda name: "0.0-other")
     assert digest() != base
     cfg = compose_cfg(*TINY, "hardware.device=cuda")
     assert resume.result_config(cfg, torch.device("cuda", 0))["hardware"]["device"] == "cuda:0"

@@ -29,7 +29,8 @@ PACKAGES = (
 )
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """Installed version of a distribution, or None."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -113,7 +114,7 @@ def environment_record(device: torch.device, root: Path) -> dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "git_commit": git_commit(root),
-        "packages": {name: _version(name) for name in PACKAGES if _version(name)},
+        "packages": {name: version for name in PACKAGES if (version := package_version(name))},
     }
     record.update(gpu_facts(device))
     return record

@@ -19,7 +19,6 @@ measure the same thing) and MLflow/Hydra versions (they record, they do not meas
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import platform
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench.environment import device_name, gpu_facts
+from blockbench.environment import device_name, gpu_facts, package_version
 
 FINGERPRINT_VERSION = 1
 RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "hydra")
@@ -42,13 +41,6 @@ RESULT_PACKAGES = (
     "ultralytics-thop",
     "ptflops",
 )
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def result_config(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
@@ -71,7 +63,7 @@ def result_environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch_cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "packages": {name: version for name in RESULT_PACKAGES if (version := _version(name))},
+        "packages": {name: version for name in RESULT_PACKAGES if (version := package_version(name))},
     }
     if device.type == "cuda":
         env["gpu_driver"] = gpu_facts(device).get("gpu_driver")
