@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
 from blockbench.cache import ContentCache
 from blockbench.complexity import measure_complexity
 from blockbench.config import project_root, validate_core
-from blockbench.environment import device_name, environment_record, git_commit
+from blockbench.environment import device_name, environment_record, git_commit, gpu_facts
 from blockbench.errors import ParityError
 from blockbench.export import export_onnx
 from blockbench.hardware import MemoryProbe, resolve_device, set_numeric_mode
@@ -137,6 +138,12 @@ def run_job(cfg: DictConfig, parent_run_id: str | None = None, resume_sweep: boo
         "precision": cfg.precision.name,
         "resolution": str(cfg.resolution.size),
     }
+    if plan.ctx.device.type == "cuda":
+        # The physical GPU this run measured (launchers pick it: Ray and Slurm set CUDA_VISIBLE_DEVICES per job),
+        # in nvidia-smi's form, so runs that ran at the same time can be checked for never sharing one.
+        uuid = gpu_facts(plan.ctx.device).get("gpu_uuid", "")
+        tags["gpu_uuid"] = uuid if not uuid or uuid.startswith("GPU-") else f"GPU-{uuid}"
+        tags["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     fingerprint = resume.fingerprint(cfg, plan.ctx.device)
     run_id = None
     if tracker:

@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -34,7 +36,17 @@ from omegaconf.errors import OmegaConfBaseException
 from blockbench import interrupts, preflight
 from blockbench.errors import BlockbenchError, ConfigError
 from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, run_job, run_name
-from blockbench.tracking import STAGE_TAG, Tracker, check_reachable, redact, sqlite_path
+from blockbench.tracking import (
+    HEARTBEAT_TAG,
+    PID_TAG,
+    STAGE_TAG,
+    Tracker,
+    check_reachable,
+    owner_tags,
+    redact,
+    sqlite_path,
+    ui_hint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,7 @@ SWEEP_LOCK = ".sweep.lock"
 RESULT_FILE = "result.json"
 _LISTED_SKIPS = 10
 _state = {"failed": 0}
+_parent_watch: dict[str, Any] = {"stop": threading.Event(), "thread": None}
 
 
 def exit_code() -> int:
@@ -85,7 +98,12 @@ def _parent_run_id(cfg: DictConfig) -> str | None:
                     "status": "running",
                 },
             )
-            tracker.keep_alive(info["parent_run_id"], cfg.run.heartbeat_s)
+            if info.get("owner"):
+                # Owned by the process that launched the sweep (alive until the sweep ends, heartbeat from
+                # _watch_parent), not by this job's process, which may be a launcher worker that exits first.
+                tracker.set_tags(info["parent_run_id"], {**info["owner"], HEARTBEAT_TAG: f"{time.time():.3f}"})
+            else:
+                tracker.keep_alive(info["parent_run_id"], cfg.run.heartbeat_s)
             _write_json(sweep_dir / SWEEP_FILE, info)
             log.info("sweep: MLflow parent run %s", info["parent_run_id"])
         return info["parent_run_id"]
@@ -142,7 +160,8 @@ def task(cfg: DictConfig) -> dict[str, Any]:
     outcome["sweep_id"] = _read_sweep(sweep_dir).get("sweep_id")
     _write_json(job_dir / RESULT_FILE, outcome)
     if code in (interrupts.SIGINT_EXIT, interrupts.SIGTERM_EXIT):
-        _finish_sweep(sweep_dir, interrupted="SIGTERM" if code == interrupts.SIGTERM_EXIT else "SIGINT")
+        if _launched_here(sweep_dir):  # in a launcher's worker the launching process summarizes the sweep
+            _finish_sweep(sweep_dir, interrupted="SIGTERM" if code == interrupts.SIGTERM_EXIT else "SIGINT")
         sys.exit(code)
     return outcome
 
@@ -159,7 +178,7 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
         f"peak memory {m['peak_memory_mb']:.0f} MB",
     ]
     if result.run_id:
-        lines.append(f"  MLflow run {result.run_id}: mlflow ui --backend-store-uri {redact(cfg.tracking.uri)}")
+        lines.append(f"  MLflow run {result.run_id}: {ui_hint(cfg.tracking.uri)}")
     print("\n".join(lines), flush=True)
 
 
@@ -168,8 +187,42 @@ def _job_order(path: Path) -> tuple[int, str]:
     return (int(name), "") if name.isdigit() else (sys.maxsize, name)
 
 
+def _launched_here(sweep_dir: Path) -> bool:
+    """Whether this process launched the sweep (Hydra's basic launcher runs jobs in it; Ray, submitit do not)."""
+    owner = _read_sweep(sweep_dir).get("owner") or {}
+    return owner.get(PID_TAG, str(os.getpid())) == str(os.getpid())
+
+
+def _watch_parent(sweep_dir: Path, interval_s: float) -> None:
+    """In the launching process: heartbeat the parent run once a job has created it, until the sweep ends."""
+    stop = _parent_watch["stop"] = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(min(interval_s, 1.0)):
+            info = _read_sweep(sweep_dir)
+            if info.get("parent_run_id"):
+                try:
+                    tracker = Tracker(info["tracking_uri"], info["experiment"])
+                    if not stop.is_set():
+                        tracker.keep_alive(info["parent_run_id"], interval_s)
+                except Exception as exc:  # noqa: BLE001 - a missing heartbeat must never stop the sweep
+                    log.warning("sweep: cannot keep the parent run alive: %s", redact(str(exc)))
+                return
+
+    _parent_watch["thread"] = threading.Thread(target=watch, name="blockbench-sweep-parent", daemon=True)
+    _parent_watch["thread"].start()
+
+
+def _stop_watching_parent() -> None:
+    _parent_watch["stop"].set()
+    if _parent_watch["thread"] is not None:
+        _parent_watch["thread"].join(timeout=30)
+        _parent_watch["thread"] = None
+
+
 def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
     """Count this invocation's job results, end the parent run accordingly and print the summary."""
+    _stop_watching_parent()
     with interrupts.deferred():
         info = _read_sweep(sweep_dir)
         results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"), key=_job_order)]
@@ -204,7 +257,7 @@ def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
     if interrupted:
         print("  run the same command again to resume: finished configs are skipped, the killed one is redone")
     if info.get("parent_run_id"):
-        print(f"  open with: mlflow ui --backend-store-uri {redact(info['tracking_uri'])}", flush=True)
+        print(f"  open with: {ui_hint(info['tracking_uri'])}", flush=True)
 
 
 def _exit_on_config_error(check: Any, *args: Any) -> None:
@@ -245,8 +298,13 @@ class SweepCallback(Callback):
             "tracking_uri": config.tracking.uri if config.tracking.enabled else None,
             "experiment": config.tracking.experiment,
             "parent_run_id": None,
+            # This process launches the jobs (in itself or in launcher workers) and outlives them: it owns the
+            # parent run, so a job's process exiting never makes the parent look stale to the next job.
+            "owner": owner_tags(),
         }
         _write_json(sweep_dir / SWEEP_FILE, info)
+        if config.tracking.enabled:
+            _watch_parent(sweep_dir, config.run.heartbeat_s)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         _finish_sweep(Path(config.hydra.sweep.dir))

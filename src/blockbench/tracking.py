@@ -83,11 +83,21 @@ _MAX_REDACTED_FILE_BYTES = 64 * 2**20
 _NOT_SECRETS = {"true", "false", "none", "null", "yes", "no"}
 
 
+def _environ() -> dict[str, str]:
+    """A copy of ``os.environ``, retried: another thread (MLflow's telemetry) may remove a variable mid-copy."""
+    for _ in range(10):
+        try:
+            return dict(os.environ)
+        except KeyError:
+            continue
+    return dict(os.environ)
+
+
 def _secret_env_values() -> list[str]:
     """Values of environment variables whose names say they are secrets (longest first, so overlaps redact)."""
     values = {
         value
-        for name, value in os.environ.items()
+        for name, value in _environ().items()
         if _SECRET_NAME.search(name) and len(value) >= 4 and value.lower() not in _NOT_SECRETS
     }
     return sorted(values, key=len, reverse=True)
@@ -481,7 +491,9 @@ class Tracker:
 
         with self.lock:
             artifact_uri = self.client.get_run(run_id).info.artifact_uri
-        repo = get_artifact_repository(artifact_uri)  # file copies / uploads need no store lock
+        # tracking_uri: an mlflow-artifacts:/ root (a server with --serve-artifacts) is resolved against this
+        # store's server, not MLflow's global default URI
+        repo = get_artifact_repository(artifact_uri, tracking_uri=self.uri)  # uploads need no store lock
         with self._redacted(path) as source:
             if source.is_dir():
                 repo.log_artifacts(str(source), artifact_path)
@@ -544,4 +556,14 @@ class Tracker:
                     log.exception("tracking: could not end run %s; the next sweep will reap it as stale", run_id)
 
     def ui_command(self) -> str:
-        return f"mlflow ui --backend-store-uri {self.display_uri}"
+        return ui_hint(self.uri)
+
+
+def ui_hint(uri: str) -> str:
+    """How to look at a store's runs: a server store is already a UI; a local one needs ``mlflow ui``."""
+    shown = redact(uri)
+    return (
+        f"open {shown} in a browser"
+        if urlparse(uri).scheme in ("http", "https")
+        else (f"mlflow ui --backend-store-uri {shown}")
+    )
