@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +21,12 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.conftest import mlflow_server
 from tests.test_report import tiny_sweep_store
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SERVER_START_TIMEOUT_S = 120
 PAGE_TIMEOUT_S = 120
 CHROMIUM_FLAGS = [
     "--headless",
@@ -49,12 +44,6 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get_json(url: str) -> dict:  # type: ignore[type-arg]
     with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
         return json.loads(response.read())
@@ -66,51 +55,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
     db = tiny_sweep_store(tmp_path_factory)
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("mlflow_server") / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no background job workers
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{db}",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # its own process group: the workers die with it
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            try:
-                _get_json(f"{base}/api/2.0/mlflow/experiments/search?max_results=10")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not come up on {base}:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
+    with mlflow_server(db, tmp_path_factory.mktemp("mlflow_server") / "server.log") as base:
         yield base, db
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 def open_page(url: str, shot: Path, profile: Path) -> str:

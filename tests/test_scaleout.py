@@ -21,13 +21,11 @@ import importlib.util
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import blockbench.config  # noqa: F401 - registers the config schemas that composing needs
-from tests.conftest import CONF, ROOT, TINY, store_runs
+from tests.conftest import CONF, ROOT, TINY, stop_session, store_runs
+from tests.conftest import mlflow_server as start_mlflow_server
 
 pytestmark = [
     pytest.mark.scaleout,
@@ -48,7 +47,6 @@ pytestmark = [
 GRID = ["block=vgg,mobilenet", "norm=bn,ln"]
 EXPECTED_RUNS = {f"{b}-{n}-relu-64-fp32-onnxruntime" for b in ("vgg", "mobilenet") for n in ("bn", "ln")}
 SWEEP_TIMEOUT_S = 300
-SERVER_START_TIMEOUT_S = 120
 
 
 def require(module: str, extra: str) -> None:
@@ -59,89 +57,13 @@ def require(module: str, extra: str) -> None:
 # --- processes: everything a test starts is stopped by id ------------------------------------------------------
 
 
-def stop_session(leader: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
-    """End ``leader`` (started with ``start_new_session=True``) and every process still in its session.
-
-    Ray's workers put themselves in process groups of their own, but stay in the session of the command that
-    started the Ray instance, so the session id (= the leader's pid) finds all of them.
-    """
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == leader.pid:
-                members.append(proc)
-        except (OSError, psutil.Error):
-            continue
-    for proc in members:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(members, timeout=grace_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    if leader.poll() is None:
-        leader.kill()
-    leader.wait()
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on 127.0.0.1 (sqlite store, ``--serve-artifacts``); its URL. Killed at the end."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_loopback_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{folder / 'mlflow.db'}",
-                "--serve-artifacts",
-                "--artifacts-destination",
-                str(folder / "mlartifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            cwd=folder,
-            # no GenAI job runner: seven fewer processes competing for CI's two cores
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start (exit {server.poll()}):\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    args = ("--serve-artifacts", "--artifacts-destination", str(folder / "mlartifacts"))
+    with start_mlflow_server(folder / "mlflow.db", folder / "server.log", *args) as url:
         yield url
-    finally:
-        stop_session(server)
 
 
 # --- sweeps ------------------------------------------------------------------------------------------------------
