@@ -13,20 +13,19 @@ from typing import Any
 
 import torch
 
-PACKAGES = (
+# Libraries that compute a result (they enter the resume fingerprint), then the tooling around them.
+RESULT_PACKAGES = (
     "torch",
     "onnx",
     "onnxscript",
     "onnxruntime",
     "onnxruntime-gpu",
     "tensorrt",
-    "mlflow",
-    "hydra-core",
-    "omegaconf",
     "numpy",
     "ultralytics-thop",
     "ptflops",
 )
+PACKAGES = (*RESULT_PACKAGES, "mlflow", "hydra-core", "omegaconf")
 
 
 def package_version(package: str) -> str | None:

@@ -26,21 +26,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench.environment import device_name, gpu_facts, package_version
+from blockbench.environment import RESULT_PACKAGES, device_name, gpu_facts, package_version
 
 FINGERPRINT_VERSION = 1
 RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "hydra")
-RESULT_PACKAGES = (
-    "torch",
-    "onnx",
-    "onnxscript",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "tensorrt",
-    "numpy",
-    "ultralytics-thop",
-    "ptflops",
-)
 
 
 def result_config(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
