@@ -78,11 +78,14 @@ class TorchBackend(Backend):
             # Inductor's FX-graph and kernel caches live in the project cache, shared by every job and sweep.
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.ctx.cache_dir / "inductor"))
         if self.settings.mode == "compile":
-            log.info("build: torch.compile(mode=%s)", self.settings.compile_mode)
-            self.module = torch.compile(model, mode=self.settings.compile_mode, fullgraph=True)
+            log.info("build: torch.compile(mode=%s, freezing=%s)", self.settings.compile_mode, self.settings.freezing)
+            # A mode is a preset of inductor options; spelled out so freezing can join it (mode= and options= exclude).
+            settings = self.settings
+            options = torch._inductor.list_mode_options(settings.compile_mode) | {"freezing": settings.freezing}
+            self.module = torch.compile(model, options=options, fullgraph=True)
         elif self.settings.mode == "aoti":
             package = self.ctx.work_dir / "model.pt2"
-            self.module = _aoti_package(model, self.ctx, memory_format, package)
+            self.module = _aoti_package(model, self.ctx, memory_format, package, self.settings.freezing)
             engine_files.append(package)
         else:
             self.module = model
@@ -107,14 +110,16 @@ class TorchBackend(Backend):
 
 
 def _aoti_package(
-    model: nn.Module, ctx: JobContext, memory_format: torch.memory_format, package: Path
+    model: nn.Module, ctx: JobContext, memory_format: torch.memory_format, package: Path, freezing: bool
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Export, AOT-compile into a ``.pt2`` package (the torch world's engine file) and load it back."""
     example = torch.randn(ctx.input_shape, device=ctx.device, dtype=ctx.dtype).contiguous(memory_format=memory_format)
     log.info("build: AOTInductor package %s", package.name)
     with torch.no_grad():
         program = torch.export.export(model, (example,))
-        path = torch._inductor.aoti_compile_and_package(program, package_path=str(package))
+        path = torch._inductor.aoti_compile_and_package(
+            program, package_path=str(package), inductor_configs={"freezing": freezing}
+        )
     runner = torch._inductor.aoti_load_package(path)
     return lambda x: runner(x)
 

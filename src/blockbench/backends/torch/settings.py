@@ -20,3 +20,4 @@ class TorchSettings(BackendSettings):
     compile_cuda_graph: bool = True  # replay compile/aoti output in a CUDA graph (CUDA only)
     channels_last: bool = False
     cudnn_benchmark: bool = True  # time cuDNN's algorithms once per shape and keep the fastest (static shapes)
+    freezing: bool = False  # compile/aoti: weights become constants, so inductor folds BN into convs
