@@ -123,6 +123,7 @@ class RunOptions:
     force: bool = False  # run every config, even one the experiment already has a FINISHED run of
     heartbeat_s: float = 30.0  # how often a job's run records that its process is alive
     stale_after_s: float = 600.0  # a RUNNING run from another host silent this long is taken as dead
+    prebuild_workers: int = 0  # sweeps: build engines in this many parallel processes before timing jobs in turn
 
 
 @dataclass
@@ -205,5 +206,6 @@ def validate_core(cfg: DictConfig) -> None:
             f"({cfg.benchmark.min_s!r})"
         )
     _at_least("hardware.cpu_threads", cfg.hardware.cpu_threads, 0)
+    _at_least("run.prebuild_workers", cfg.run.prebuild_workers, 0)
     if cfg.export.opset < 18:
         raise ConfigError(f"export.opset={cfg.export.opset!r} is not allowed; the dynamo exporter needs >= 18")

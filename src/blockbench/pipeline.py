@@ -8,6 +8,7 @@ cache (:mod:`blockbench.cache`) when the same model was exported before.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import importlib.metadata
@@ -30,7 +31,7 @@ from blockbench import faults, preflight, resume
 from blockbench.backends import Backend, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
 from blockbench.cache import ContentCache
-from blockbench.complexity import measure_complexity
+from blockbench.complexity import Complexity, measure_complexity
 from blockbench.config import project_root, validate_core
 from blockbench.environment import device_name, environment_record, git_commit, gpu_facts
 from blockbench.errors import ParityError
@@ -49,6 +50,8 @@ FAILED_STAGE_ATTR = "blockbench_stage"
 ONNX_FILE = "model.onnx"
 # Sources an exported graph depends on beyond its config: a change to them must miss the export cache.
 _EXPORT_SOURCES = ("models/*.py", "export.py")
+_COMPLEXITY_SOURCES = ("models/*.py", "complexity.py")
+COMPLEXITY_FILE = "complexity.json"
 
 
 @dataclass
@@ -211,23 +214,20 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     with stages("model"):
         model = build_model(cfg, ctx.device)
     with stages("complexity"):
-        complexity = measure_complexity(model, ctx.resolution, cfg.complexity.counter)
+        complexity, complexity_hit = _cached_complexity(plan, model)
     metrics["params_count"] = complexity.params
     metrics["macs"] = complexity.macs
     tags["complexity_counter"] = complexity.counter
+    tags["complexity_cache"] = "hit" if complexity_hit else "miss"
 
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
-    host_input = torch.randn(ctx.input_shape, generator=generator).to(ctx.dtype)
-    if ctx.pinned_memory:
-        host_input = host_input.pin_memory()
+    host_input = _job_input(plan)
     with stages("reference"):
         reference = _reference_output(model, host_input, ctx)
     onnx_path: Path | None = None
     if plan.backend_class.needs_onnx:
-        onnx_dtype = plan.backend_class.onnx_dtype(plan.settings, ctx)
         with stages("export"):
             start = time.perf_counter()
-            onnx_path, cache_hit = _cached_export(plan, model.to(onnx_dtype), host_input.to(ctx.device, onnx_dtype))
+            onnx_path, cache_hit = _cached_export(plan, model, host_input)
             metrics["export_s"] = time.perf_counter() - start
         tags["export_cache"] = "hit" if cache_hit else "miss"
     else:
@@ -274,45 +274,123 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     return JobResult(run_id=None, metrics=metrics, tags=tags)
 
 
-def export_cache_material(cfg: DictConfig, ctx: JobContext, onnx_dtype: torch.dtype) -> dict[str, Any]:
-    """What an exported graph depends on: the model config, input shape and type, opset, exporter versions."""
+def prebuild_job(cfg: DictConfig) -> None:
+    """Fill the caches a job's timed run reads, untimed and with no MLflow run: MAC count, ONNX export, engine.
+
+    The engine is the backend's own cache (inductor's FX-graph and kernel caches for ``torch.compile``, the engine
+    cache for TensorRT); building it means ``build`` plus the first call, which is where compilers do their work.
+    Sweeps run this for many jobs in parallel processes (:mod:`blockbench.prebuild`) before timing them one by one.
+    """
+    plan = plan_job(cfg)
+    ctx = plan.ctx
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    set_numeric_mode(ctx.precision, ctx.cpu_threads)
+    model = build_model(cfg, ctx.device)
+    _cached_complexity(plan, model)
+    host_input = _job_input(plan)
+    onnx_path = _cached_export(plan, model, host_input)[0] if plan.backend_class.needs_onnx else None
+    backend = plan.backend_class(plan.settings, ctx)
+    try:
+        backend.build(model.to(ctx.dtype), onnx_path)
+        backend.step(host_input, cfg.benchmark.mode).output()
+    finally:
+        backend.close()
+        del model
+        _release_memory()
+
+
+def _sources_sha256(patterns: tuple[str, ...]) -> str:
+    """SHA-256 over this package's source files matching ``patterns``: a code change must miss the cache."""
     sources = hashlib.sha256()
     package = Path(__file__).parent
-    for pattern in _EXPORT_SOURCES:
+    for pattern in patterns:
         for path in sorted(package.glob(pattern)):
             sources.update(path.read_bytes())
-    versions = {}
-    for name in ("torch", "onnx", "onnxscript"):
+    return sources.hexdigest()
+
+
+def _versions(*names: str) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def _model_material(cfg: DictConfig) -> dict[str, Any]:
     return {
-        "kind": "onnx-export",
         "block": cfg.block.name,
         "norm": cfg.norm.name,
         "act": cfg.act.name,
         "channels": list(cfg.model.channels),
         "blocks_per_stage": cfg.model.blocks_per_stage,
         "num_classes": cfg.model.num_classes,
+    }
+
+
+def export_cache_material(cfg: DictConfig, ctx: JobContext, onnx_dtype: torch.dtype) -> dict[str, Any]:
+    """What an exported graph depends on: the model config, input shape and type, opset, exporter versions."""
+    return {
+        "kind": "onnx-export",
+        **_model_material(cfg),
         "seed": cfg.seed,
         "resolution": ctx.resolution,
         "batch": ctx.batch_size,
         "dtype": str(onnx_dtype),
         "opset": cfg.export.opset,
         "device_type": ctx.device.type,
-        "versions": versions,
-        "sources_sha256": sources.hexdigest(),
+        "versions": _versions("torch", "onnx", "onnxscript"),
+        "sources_sha256": _sources_sha256(_EXPORT_SOURCES),
     }
 
 
-def _cached_export(plan: JobPlan, model: torch.nn.Module, sample: torch.Tensor) -> tuple[Path, bool]:
+def complexity_cache_material(cfg: DictConfig, ctx: JobContext) -> dict[str, Any]:
+    """What a parameter / MAC count depends on: the architecture, resolution, counter and its version."""
+    return {
+        "kind": "complexity",
+        **_model_material(cfg),
+        "resolution": ctx.resolution,
+        "counter": cfg.complexity.counter,
+        "versions": _versions("torch", "thop", "ultralytics-thop", "ptflops"),
+        "sources_sha256": _sources_sha256(_COMPLEXITY_SOURCES),
+    }
+
+
+def _cached_complexity(plan: JobPlan, model: torch.nn.Module) -> tuple[Complexity, bool]:
+    """Params and MACs from the complexity cache, counted (a full forward at the run's resolution) on a miss."""
+    cfg, ctx = plan.cfg, plan.ctx
+
+    def count(folder: Path) -> None:
+        result = measure_complexity(model, ctx.resolution, cfg.complexity.counter)
+        (folder / COMPLEXITY_FILE).write_text(json.dumps(dataclasses.asdict(result)))
+
+    entry = ContentCache(ctx.cache_dir, "complexity").get_or_build(complexity_cache_material(cfg, ctx), count)
+    result = Complexity(**json.loads(entry.read_bytes(COMPLEXITY_FILE)))
+    if entry.hit:
+        log.info(
+            "complexity: %.2f M params, %.2f GMACs (%s, cached)", result.params / 1e6, result.macs / 1e9, result.counter
+        )
+    return result, entry.hit
+
+
+def _job_input(plan: JobPlan) -> torch.Tensor:
+    """The seeded input image(s) in the run's dtype, on the host (pinned when the backend copies it per call)."""
+    generator = torch.Generator().manual_seed(plan.cfg.seed + 1)
+    host_input = torch.randn(plan.ctx.input_shape, generator=generator).to(plan.ctx.dtype)
+    return host_input.pin_memory() if plan.ctx.pinned_memory else host_input
+
+
+def _cached_export(plan: JobPlan, model: torch.nn.Module, host_input: torch.Tensor) -> tuple[Path, bool]:
     """The job's ONNX file in its work dir, exported or copied (hash-checked) from the export cache; (path, hit)."""
     cfg, ctx = plan.cfg, plan.ctx
+    onnx_dtype = plan.backend_class.onnx_dtype(plan.settings, ctx)
+    sample = host_input.to(ctx.device, onnx_dtype)
     cache = ContentCache(ctx.cache_dir, "onnx")
-    material = export_cache_material(cfg, ctx, sample.dtype)
+    material = export_cache_material(cfg, ctx, onnx_dtype)
     entry = cache.get_or_build(
-        material, lambda folder: export_onnx(model, sample, folder / ONNX_FILE, cfg.export.opset)
+        material, lambda folder: export_onnx(model.to(onnx_dtype), sample, folder / ONNX_FILE, cfg.export.opset)
     )
     log.info("export: cache %s (%s)", "hit" if entry.hit else "miss", entry.key[:12])
     entry.materialize(ctx.work_dir)

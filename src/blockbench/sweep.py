@@ -14,6 +14,7 @@ reads this invocation's results, ends the parent run and prints a summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from blockbench import interrupts, preflight
+from blockbench import interrupts, prebuild, preflight
 from blockbench.errors import BlockbenchError, ConfigError
 from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, run_job, run_name
 from blockbench.tracking import (
@@ -233,10 +234,10 @@ def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
         if info.get("parent_run_id"):
             try:
                 tracker = Tracker(info["tracking_uri"], info["experiment"])
-                tracker.log_metrics(
-                    info["parent_run_id"],
-                    {f"jobs_{status}": counts[status] for status in ("finished", "failed", "skipped", "killed")},
-                )
+                metrics = {f"jobs_{status}": counts[status] for status in ("finished", "failed", "skipped", "killed")}
+                if info.get("prebuild"):
+                    metrics |= {f"prebuild_{key}": value for key, value in info["prebuild"].items()}
+                tracker.log_metrics(info["parent_run_id"], metrics)
                 tracker.end(info["parent_run_id"], "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
             except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
                 log.error("error: could not end the sweep's parent run: %s", exc)
@@ -267,6 +268,18 @@ def _exit_on_config_error(check: Any, *args: Any) -> None:
     except ConfigError as exc:
         log.error("error: %s", exc)
         sys.exit(2)
+
+
+def _prebuild(config: DictConfig) -> prebuild.PrebuildSummary:
+    """Parallel engine builds before the first job; a refusal exits 2, Ctrl-C / SIGTERM exit 130 / 143."""
+    try:
+        return prebuild.prebuild(config)
+    except ConfigError as exc:
+        log.error("error: %s", exc)
+        sys.exit(2)
+    except KeyboardInterrupt as exc:
+        log.error("interrupted during prebuild: no job has run yet; run the same command again to start over")
+        sys.exit(interrupts.exit_code(exc))
 
 
 def _check_store(uri: str) -> None:
@@ -303,6 +316,9 @@ class SweepCallback(Callback):
             "owner": owner_tags(),
         }
         _write_json(sweep_dir / SWEEP_FILE, info)
+        if config.run.prebuild_workers:
+            info["prebuild"] = dataclasses.asdict(_prebuild(config))
+            _write_json(sweep_dir / SWEEP_FILE, info)
         if config.tracking.enabled:
             _watch_parent(sweep_dir, config.run.heartbeat_s)
 

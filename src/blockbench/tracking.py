@@ -427,6 +427,11 @@ class Tracker:
             run_id = self.start_run(run_name, {**tags, CONFIG_HASH_TAG: config_hash}, parent_run_id)
         return Claim(run_id)
 
+    def finished_config_hashes(self) -> set[str]:
+        """Config hashes the experiment has FINISHED runs of (what a resumed sweep skips)."""
+        runs = self._search("attributes.status = 'FINISHED'")
+        return {h for run in runs if (h := run.data.tags.get(CONFIG_HASH_TAG))}
+
     def reap_stale(self, stale_after_s: float) -> list[str]:
         """End every RUNNING run of the experiment whose owning process is gone as KILLED; their ids."""
         reaped = []

@@ -119,5 +119,9 @@ class Backend(ABC):
         """Work after the timed loop that must not perturb it (e.g. a per-layer profile); extra artifacts."""
         return BuildResult()
 
+    @classmethod  # noqa: B027 - optional hook: most backends time nothing while building
+    def forget_prebuild_timings(cls, cache_dir: Path, since: float) -> None:
+        """Drop choices builders made by timing on a shared GPU since ``since`` (:mod:`blockbench.prebuild`)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends just drop references
         """Release engines, sessions and graphs so the next job in this process starts clean."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CPU_PRECISIONS = ("fp32", "bf16", "fp16")
 GRAPH_WARMUP_ITERS = 3
+INDUCTOR_CACHE = "inductor"  # inside the project cache dir
 
 
 class TorchBackend(Backend):
@@ -76,7 +77,7 @@ class TorchBackend(Backend):
         engine_files: list[Path] = []
         if self.settings.mode in ("compile", "aoti"):
             # Inductor's FX-graph and kernel caches live in the project cache, shared by every job and sweep.
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.ctx.cache_dir / "inductor"))
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.ctx.cache_dir / INDUCTOR_CACHE))
         if self.settings.mode == "compile":
             log.info("build: torch.compile(mode=%s, freezing=%s)", self.settings.compile_mode, self.settings.freezing)
             # A mode is a preset of inductor options; spelled out so freezing can join it (mode= and options= exclude).
@@ -99,6 +100,20 @@ class TorchBackend(Backend):
 
     def after_benchmark(self, step: InferenceStep) -> BuildResult:
         return BuildResult(tags={"cuda_graph": "false (capture failed)"}) if self.capture_failed else BuildResult()
+
+    @classmethod
+    def forget_prebuild_timings(cls, cache_dir: Path, since: float) -> None:
+        """Delete inductor's runtime-autotuning picks (``*.best_config`` beside each kernel) written since ``since``.
+
+        Prebuild workers share the GPU, so their kernel timings are noisy; the timed job re-tunes alone.
+        """
+        removed = 0
+        for path in (cache_dir / INDUCTOR_CACHE).rglob("*.best_config"):
+            with suppress(FileNotFoundError):
+                if path.stat().st_mtime >= since:
+                    path.unlink()
+                    removed += 1
+        log.info("prebuild: dropped %d kernel autotuning picks made on the shared GPU", removed)
 
     def close(self) -> None:
         self.module = None
