@@ -37,7 +37,7 @@ from blockbench.environment import device_name, environment_record, git_commit, 
 from blockbench.errors import ParityError
 from blockbench.export import export_onnx
 from blockbench.hardware import MemoryProbe, resolve_device, set_numeric_mode
-from blockbench.models import build_model
+from blockbench.models import build_model, build_skeleton
 from blockbench.tracking import HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     with stages("model"):
         model = build_model(cfg, ctx.device)
     with stages("complexity"):
-        complexity, complexity_hit = _cached_complexity(plan, model)
+        complexity, complexity_hit = _cached_complexity(plan)
     metrics["params_count"] = complexity.params
     metrics["macs"] = complexity.macs
     tags["complexity_counter"] = complexity.counter
@@ -286,7 +286,7 @@ def prebuild_job(cfg: DictConfig) -> None:
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     set_numeric_mode(ctx.precision, ctx.cpu_threads)
     model = build_model(cfg, ctx.device)
-    _cached_complexity(plan, model)
+    _cached_complexity(plan)
     host_input = _job_input(plan)
     onnx_path = _cached_export(plan, model, host_input)[0] if plan.backend_class.needs_onnx else None
     backend = plan.backend_class(plan.settings, ctx)
@@ -358,12 +358,12 @@ def complexity_cache_material(cfg: DictConfig, ctx: JobContext) -> dict[str, Any
     }
 
 
-def _cached_complexity(plan: JobPlan, model: torch.nn.Module) -> tuple[Complexity, bool]:
-    """Params and MACs from the complexity cache, counted (a full forward at the run's resolution) on a miss."""
+def _cached_complexity(plan: JobPlan) -> tuple[Complexity, bool]:
+    """Params and MACs from the complexity cache, counted on the meta device (shapes only) on a miss."""
     cfg, ctx = plan.cfg, plan.ctx
 
     def count(folder: Path) -> None:
-        result = measure_complexity(model, ctx.resolution, cfg.complexity.counter)
+        result = measure_complexity(build_skeleton(cfg), ctx.resolution, cfg.complexity.counter)
         (folder / COMPLEXITY_FILE).write_text(json.dumps(dataclasses.asdict(result)))
 
     entry = ContentCache(ctx.cache_dir, "complexity").get_or_build(complexity_cache_material(cfg, ctx), count)

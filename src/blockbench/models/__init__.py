@@ -10,17 +10,24 @@ from torch import nn
 from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.models.network import BlockNet, initialise
 
-__all__ = ["ACTIVATIONS", "BLOCKS", "NORMS", "BlockNet", "build_model"]
+__all__ = ["ACTIVATIONS", "BLOCKS", "NORMS", "BlockNet", "build_model", "build_skeleton"]
 
 
 def build_model(cfg: Any, device: torch.device | str = "cpu") -> nn.Module:
     """Build the seeded, eval-mode FP32 network of a composed config, BN calibrated at its resolution."""
-    model = BlockNet(
-        block=cfg.block.name,
-        norm=cfg.norm.name,
-        act=cfg.act.name,
-        channels=list(cfg.model.channels),
-        blocks_per_stage=int(cfg.model.blocks_per_stage),
-        num_classes=int(cfg.model.num_classes),
-    )
+    # Built without PyTorch's default init (on the meta device, then allocated): initialise sets every tensor.
+    model = build_skeleton(cfg).to_empty(device="cpu")
     return initialise(model, seed=int(cfg.seed), calibration_size=int(cfg.resolution.size), device=device)
+
+
+def build_skeleton(cfg: Any) -> nn.Module:
+    """The config's network on the meta device: shapes only, no memory, no values (for counting MACs)."""
+    with torch.device("meta"):
+        return BlockNet(
+            block=cfg.block.name,
+            norm=cfg.norm.name,
+            act=cfg.act.name,
+            channels=list(cfg.model.channels),
+            blocks_per_stage=int(cfg.model.blocks_per_stage),
+            num_classes=int(cfg.model.num_classes),
+        ).eval()

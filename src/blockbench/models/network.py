@@ -85,6 +85,7 @@ def initialise(
                 module.reset_running_stats()
                 module.momentum = None  # cumulative average over the calibration pass
             if isinstance(module, NORM_TYPES):
+                module.weight.fill_(1.0)
                 module.bias.fill_(NORM_SHIFT)
         model.to(device).train()
         batch = torch.randn(
