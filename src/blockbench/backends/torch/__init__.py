@@ -37,6 +37,7 @@ class TorchBackend(Backend):
         self.module: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.stream = torch.cuda.Stream(ctx.device) if ctx.is_cuda else None
         self.capture_failed = False
+        self.cache_counts_before = _fx_graph_cache_counts()
 
     @classmethod
     def check(cls, settings: TorchSettings, ctx: JobContext) -> None:
@@ -76,8 +77,10 @@ class TorchBackend(Backend):
         torch.backends.cudnn.benchmark = self.settings.cudnn_benchmark
         engine_files: list[Path] = []
         if self.settings.mode in ("compile", "aoti"):
-            # Inductor's FX-graph and kernel caches live in the project cache, shared by every job and sweep.
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.ctx.cache_dir / INDUCTOR_CACHE))
+            # Inductor's FX-graph and kernel caches live in the project cache, shared by every job and sweep. Set,
+            # not defaulted: inductor writes its default (/tmp) into the variable the first time anything in the
+            # process asks for it (meta-device ops do), and prebuild workers and timed jobs must share one place.
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.ctx.cache_dir / INDUCTOR_CACHE)
         if self.settings.mode == "compile":
             log.info("build: torch.compile(mode=%s, freezing=%s)", self.settings.compile_mode, self.settings.freezing)
             # A mode is a preset of inductor options; spelled out so freezing can join it (mode= and options= exclude).
@@ -99,7 +102,14 @@ class TorchBackend(Backend):
         return _TorchStep(self, host_input, mode, memory_format)
 
     def after_benchmark(self, step: InferenceStep) -> BuildResult:
-        return BuildResult(tags={"cuda_graph": "false (capture failed)"}) if self.capture_failed else BuildResult()
+        tags = {"cuda_graph": "false (capture failed)"} if self.capture_failed else {}
+        if self.settings.mode in ("compile", "aoti"):
+            (hits_now, misses_now), (hits_before, misses_before) = _fx_graph_cache_counts(), self.cache_counts_before
+            hits, misses = hits_now - hits_before, misses_now - misses_before
+            tags["compile_cache"] = (
+                "hit" if hits and not misses else "miss" if misses and not hits else f"{hits} hit, {misses} miss"
+            )
+        return BuildResult(tags=tags)
 
     @classmethod
     def forget_prebuild_timings(cls, cache_dir: Path, since: float) -> None:
@@ -122,6 +132,14 @@ class TorchBackend(Backend):
             torch.cuda.synchronize(self.ctx.device)
             torch.cuda.empty_cache()
         torch._dynamo.reset()
+
+
+def _fx_graph_cache_counts() -> tuple[int, int]:
+    """Inductor's process-wide FX-graph cache (hits, misses + bypasses) so far; a job reports its own delta."""
+    from torch._dynamo.utils import counters
+
+    inductor = counters["inductor"]
+    return inductor["fxgraph_cache_hit"], inductor["fxgraph_cache_miss"] + inductor["fxgraph_cache_bypass"]
 
 
 def _aoti_package(
