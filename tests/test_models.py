@@ -104,3 +104,30 @@ def test_convnext_block_has_no_activation_after_the_add() -> None:
     model = initialise(BlockNet("convnext", "bn", "relu", [8, 8, 16, 16, 32], 1, 4), seed=0)
     feats = model.stages(model.stem(torch.randn(1, 3, 64, 64)))
     assert (feats < 0).any()
+
+
+@pytest.mark.parametrize("norm", ["bn", "ln", "ln_native"])
+@pytest.mark.parametrize("block", list(PAPER_BLOCKS))
+def test_build_model_sets_every_tensor_itself(compose_cfg, block: str, norm: str) -> None:
+    """build_model skips PyTorch's default init (meta device, then allocated): the weights must not change."""
+    from blockbench.models import build_model
+
+    cfg = compose_cfg(f"block={block}", f"norm={norm}", "model.channels=[8,8,16,16,32]")
+    default_built = BlockNet(block, norm, "relu", [8, 8, 16, 16, 32], int(cfg.model.blocks_per_stage), 10)
+    expected = initialise(default_built, seed=0, calibration_size=64).state_dict()
+    actual = build_model(cfg).state_dict()
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(actual[name], tensor), name
+
+
+@pytest.mark.parametrize("counter", ["thop", "ptflops"])
+@pytest.mark.parametrize("block", ["vgg", "convnext"])
+def test_macs_of_the_meta_skeleton_equal_those_of_the_real_model(compose_cfg, block: str, counter: str) -> None:
+    from blockbench.models import build_skeleton
+
+    cfg = compose_cfg(f"block={block}")
+    skeleton = build_skeleton(cfg)
+    assert next(skeleton.parameters()).is_meta
+    assert count_macs(skeleton, 64, counter) == count_macs(paper_net(block, "bn"), 64, counter)
+    assert count_params(skeleton) == count_params(paper_net(block, "bn"))

@@ -305,6 +305,12 @@ BAD_INPUTS = [
     (["tracking.uri=http://127.0.0.1:9"], "tracking.uri='http://127.0.0.1:9' cannot be reached"),
     (["-m", "block=vgg,foo", "hydra.sweep.dir={tmp}/sweep"], "Could not find 'block/foo'"),
     (["-m", "block=vgg,resnet", "hydra.sweep.dir={tmp}/a-file/sweep"], "hydra.sweep.dir='{tmp}/a-file/sweep' cannot"),
+    (["run.prebuild_workers=-1"], "run.prebuild_workers=-1 is not allowed; it must be >= 0"),
+    (["-m", "block=vgg,resnet", "run.prebuild_workers=-2"], "run.prebuild_workers=-2 is not allowed; it must be >= 0"),
+    (
+        ["-m", "block=vgg,resnet", "hydra/launcher=submitit_local", "run.prebuild_workers=2"],
+        "run.prebuild_workers=2 needs Hydra's basic sweeper and launcher",
+    ),
 ]
 
 

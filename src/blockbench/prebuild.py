@@ -63,6 +63,7 @@ def sweep_jobs(config: DictConfig) -> list[list[str]]:
 
 
 def check_supported(config: DictConfig) -> None:
+    """Refuse (before anything is written) a worker count below 0 or a sweeper / launcher prebuild cannot serve."""
     workers = config.run.prebuild_workers
     if workers < 0:
         raise ConfigError(f"run.prebuild_workers={workers!r} is not allowed; it must be >= 0")
@@ -78,7 +79,6 @@ def check_supported(config: DictConfig) -> None:
 
 def prebuild(config: DictConfig) -> PrebuildSummary:
     """Build the engines of every job of this sweep in ``run.prebuild_workers`` processes; return the counts."""
-    check_supported(config)
     workers = int(config.run.prebuild_workers)
     jobs = sweep_jobs(config)
     done: set[str] = set()

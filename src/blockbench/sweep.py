@@ -271,12 +271,9 @@ def _exit_on_config_error(check: Any, *args: Any) -> None:
 
 
 def _prebuild(config: DictConfig) -> prebuild.PrebuildSummary:
-    """Parallel engine builds before the first job; a refusal exits 2, Ctrl-C / SIGTERM exit 130 / 143."""
+    """Parallel engine builds before the first job (checked in on_multirun_start); Ctrl-C / SIGTERM exit 130 / 143."""
     try:
         return prebuild.prebuild(config)
-    except ConfigError as exc:
-        log.error("error: %s", exc)
-        sys.exit(2)
     except KeyboardInterrupt as exc:
         log.error("interrupted during prebuild: no job has run yet; run the same command again to start over")
         sys.exit(interrupts.exit_code(exc))
@@ -301,6 +298,8 @@ class SweepCallback(Callback):
         _state["failed"] = 0
         interrupts.handle_sigterm()
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.run.prebuild_workers:
+            _exit_on_config_error(prebuild.check_supported, config)
         _exit_on_config_error(preflight.check_writable, "hydra.sweep.dir", sweep_dir)
         if config.tracking.enabled:
             _exit_on_config_error(_check_store, config.tracking.uri)
