@@ -35,7 +35,7 @@ def count_macs(model: nn.Module, resolution: int, counter: str) -> int:
     if counter == "thop":
         from thop import profile
 
-        probe = copy.deepcopy(model) if on_meta else copy.deepcopy(model).float().to("meta")
+        probe = copy.deepcopy(model).float().to("meta")
         sample = torch.randn(1, 3, resolution, resolution, device="meta")
         macs, _ = profile(probe.eval(), inputs=(sample,), verbose=False)
         return int(macs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
 from blockbench.cache import ContentCache
 from blockbench.complexity import Complexity, measure_complexity
 from blockbench.config import project_root, validate_core
-from blockbench.environment import device_name, environment_record, git_commit, gpu_facts
+from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, package_version
 from blockbench.errors import ParityError
 from blockbench.export import export_onnx
 from blockbench.hardware import MemoryProbe, resolve_device, set_numeric_mode
@@ -309,16 +308,6 @@ def _sources_sha256(patterns: tuple[str, ...]) -> str:
     return sources.hexdigest()
 
 
-def _versions(*names: str) -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in names:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def _model_material(cfg: DictConfig) -> dict[str, Any]:
     return {
         "block": cfg.block.name,
@@ -341,7 +330,7 @@ def export_cache_material(cfg: DictConfig, ctx: JobContext, onnx_dtype: torch.dt
         "dtype": str(onnx_dtype),
         "opset": cfg.export.opset,
         "device_type": ctx.device.type,
-        "versions": _versions("torch", "onnx", "onnxscript"),
+        "versions": {name: package_version(name) for name in ("torch", "onnx", "onnxscript")},
         "sources_sha256": _sources_sha256(_EXPORT_SOURCES),
     }
 
@@ -353,7 +342,7 @@ def complexity_cache_material(cfg: DictConfig, ctx: JobContext) -> dict[str, Any
         **_model_material(cfg),
         "resolution": ctx.resolution,
         "counter": cfg.complexity.counter,
-        "versions": _versions("torch", "thop", "ultralytics-thop", "ptflops"),
+        "versions": {name: package_version(name) for name in ("torch", "thop", "ultralytics-thop", "ptflops")},
         "sources_sha256": _sources_sha256(_COMPLEXITY_SOURCES),
     }
 

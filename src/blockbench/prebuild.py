@@ -21,12 +21,11 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from unittest import mock
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -93,7 +92,7 @@ def prebuild(config: DictConfig) -> PrebuildSummary:
     started, start = time.time(), time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="blockbench-prebuild-") as scratch,
-        _environment(TORCHINDUCTOR_COMPILE_THREADS=str(threads)),  # read by each worker as it imports torch
+        mock.patch.dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS=str(threads)),  # workers read it at import
         ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool,
     ):
         futures = [pool.submit(_build, overrides, f"{scratch}/{i}", done) for i, overrides in enumerate(jobs)]
@@ -136,20 +135,6 @@ class _Built:
     detail: str
     backend: str = ""
     cache_dir: str = ""
-
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _init_worker() -> None:
