@@ -124,6 +124,7 @@ class RunOptions:
     heartbeat_s: float = 30.0  # how often a job's run records that its process is alive
     stale_after_s: float = 600.0  # a RUNNING run from another host silent this long is taken as dead
     prebuild_workers: int = 0  # sweeps: build engines in this many parallel processes before timing jobs in turn
+    build_only: bool = False  # build and log each engine without running or timing it (automatic where it cannot run)
 
 
 @dataclass
@@ -136,7 +137,6 @@ class RunConfig:
     resolution: ResolutionConfig = MISSING
     precision: PrecisionConfig = MISSING
     backend: Any = MISSING
-    trt: Any = None  # TensorRT's knobs (trt.*), typed and filled by conf/backend/tensorrt.yaml; null otherwise
     model: ModelConfig = field(default_factory=ModelConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
@@ -152,14 +152,14 @@ class RunConfig:
 def register_configs() -> None:
     """Register the schemas ``conf/`` builds on: the run's and each backend's (idempotent)."""
     from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
-    from blockbench.backends.tensorrt.settings import CONFIG_SCHEMA as TENSORRT_SCHEMA
+    from blockbench.backends.tensorrt.settings import TensorRTSettings
     from blockbench.backends.torch.settings import TorchSettings
 
     store = ConfigStore.instance()
     store.store(name="blockbench_schema", node=RunConfig)
     store.store(group="backend", name="onnxruntime_schema", node=OnnxRuntimeSettings)
     store.store(group="backend", name="torch_schema", node=TorchSettings)
-    store.store(group="backend", name="tensorrt_schema", node=TENSORRT_SCHEMA)
+    store.store(group="backend", name="tensorrt_schema", node=TensorRTSettings)
 
 
 register_configs()

@@ -61,6 +61,7 @@ class JobPlan:
     ctx: JobContext
     backend_class: type[Backend]
     settings: Any
+    build_only_reason: str = ""  # why the engine is built and logged but not run (``ctx.build_only``), else empty
 
 
 @dataclass
@@ -87,8 +88,11 @@ def plan_job(cfg: DictConfig) -> JobPlan:
         cpu_threads=cfg.hardware.cpu_threads,
         pinned_memory=cfg.benchmark.pinned_memory and device.type == "cuda",
     )
+    reason = "run.build_only=true" if cfg.run.build_only else (backend_class.build_only_reason(settings, ctx) or "")
+    if reason:
+        ctx = dataclasses.replace(ctx, build_only=True)
     backend_class.check(settings, ctx)
-    return JobPlan(cfg=cfg, ctx=ctx, backend_class=backend_class, settings=settings)
+    return JobPlan(cfg=cfg, ctx=ctx, backend_class=backend_class, settings=settings, build_only_reason=reason)
 
 
 class _Stages:
@@ -146,7 +150,7 @@ def run_job(cfg: DictConfig, parent_run_id: str | None = None, resume_sweep: boo
         uuid = gpu_facts(plan.ctx.device).get("gpu_uuid", "")
         tags["gpu_uuid"] = uuid if not uuid or uuid.startswith("GPU-") else f"GPU-{uuid}"
         tags["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    fingerprint = resume.fingerprint(cfg, plan.ctx.device)
+    fingerprint = resume.fingerprint(cfg, plan.ctx.device, plan.ctx.build_only)
     run_id = None
     if tracker:
         claim = tracker.claim(
@@ -220,8 +224,13 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     tags["complexity_cache"] = "hit" if complexity_hit else "miss"
 
     host_input = _job_input(plan)
-    with stages("reference"):
-        reference = _reference_output(model, host_input, ctx)
+    if ctx.build_only:
+        log.info("build only: %s", plan.build_only_reason)
+        tags["build_only"] = "true"
+        tags["build_only_reason"] = plan.build_only_reason
+    else:
+        with stages("reference"):
+            reference = _reference_output(model, host_input, ctx)
     onnx_path: Path | None = None
     if plan.backend_class.needs_onnx:
         with stages("export"):
@@ -239,10 +248,13 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         with stages("build"):
             start = time.perf_counter()
             build = backend.build(model.to(ctx.dtype), onnx_path)
-            step = backend.step(host_input, cfg.benchmark.mode)
+            step = None if ctx.build_only else backend.step(host_input, cfg.benchmark.mode)
             metrics["build_s"] = time.perf_counter() - start
         tags.update(build.tags)
         metrics.update(build.metrics)
+        if step is None:  # build-only: the engine is the result; nothing is run, so no parity and no latency
+            (ctx.work_dir / "engine_files.json").write_text(json.dumps([str(p) for p in build.engine_files]))
+            return JobResult(run_id=None, metrics=metrics, tags=tags)
 
         def check_parity() -> None:
             abs_err, rel_err = _parity(step.output(), reference)
@@ -291,7 +303,8 @@ def prebuild_job(cfg: DictConfig) -> None:
     backend = plan.backend_class(plan.settings, ctx)
     try:
         backend.build(model.to(ctx.dtype), onnx_path)
-        backend.step(host_input, cfg.benchmark.mode).output()
+        if not ctx.build_only:
+            backend.step(host_input, cfg.benchmark.mode).output()
     finally:
         backend.close()
         del model
@@ -433,7 +446,8 @@ def _log_artifacts(tracker: Tracker, run_id: str, plan: JobPlan) -> None:
     cfg, work = plan.cfg, plan.ctx.work_dir
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     for name in ("config.yaml", "environment.json", "latencies.csv"):
-        tracker.log_artifact(run_id, work / name)
+        if (work / name).exists():  # a build-only run has no latencies
+            tracker.log_artifact(run_id, work / name)
     if (work / ".hydra").is_dir():
         tracker.log_artifact(run_id, work / ".hydra", ".hydra")
     if cfg.tracking.log_onnx and (work / "model.onnx").exists():

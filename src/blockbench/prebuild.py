@@ -154,7 +154,8 @@ def _build(overrides: list[str], work_dir: str, done: set[str]) -> _Built:
         with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
             cfg = compose("config", overrides=[*overrides, f"work_dir={work_dir}"])
         name = run_name(cfg)
-        if done and resume.config_hash(resume.fingerprint(cfg, plan_job(cfg).ctx.device)) in done:
+        ctx = plan_job(cfg).ctx
+        if done and resume.config_hash(resume.fingerprint(cfg, ctx.device, ctx.build_only)) in done:
             return _Built("skipped", name, "already FINISHED in the experiment")
         prebuild_job(cfg)
     except Exception as exc:  # noqa: BLE001 - reported by the parent; the job itself raises it again

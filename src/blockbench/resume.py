@@ -59,13 +59,20 @@ def result_environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def fingerprint(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
-    """Everything the config hash covers, as a JSON-able dict (logged as ``fingerprint.json``)."""
-    return {
+def fingerprint(cfg: DictConfig, device: torch.device, build_only: bool = False) -> dict[str, Any]:
+    """Everything the config hash covers, as a JSON-able dict (logged as ``fingerprint.json``).
+
+    A build-only run (an engine, no latency) is another measurement than a timed one of the same config, so a
+    FINISHED build-only run never makes a sweep skip the timed run; timed runs keep the hash they always had.
+    """
+    fp: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
         "config": result_config(cfg, device),
         "environment": result_environment(device),
     }
+    if build_only:
+        fp["build_only"] = True
+    return fp
 
 
 def config_hash(fp: dict[str, Any]) -> str:

@@ -169,6 +169,18 @@ def task(cfg: DictConfig) -> dict[str, Any]:
 
 def _print_summary(cfg: DictConfig, result: JobResult) -> None:
     m = result.metrics
+    if result.tags.get("build_only") == "true":
+        lines = [
+            f"{run_name(cfg)}: {m['params_count'] / 1e6:.2f} M params, {m['macs'] / 1e9:.2f} GMACs",
+            f"  built, not timed ({result.tags.get('build_only_reason')})",
+            f"  engine {m.get('engine_size_mb', float('nan')):.1f} MB, build {m['build_s']:.1f} s "
+            f"({result.tags.get('engine_cache', 'no engine cache')}), export {m['export_s']:.1f} s "
+            f"({result.tags.get('export_cache', 'no export')})",
+        ]
+        if result.run_id:
+            lines.append(f"  MLflow run {result.run_id}: {ui_hint(cfg.tracking.uri)}")
+        print("\n".join(lines), flush=True)
+        return
     lines = [
         f"{run_name(cfg)}: {m['params_count'] / 1e6:.2f} M params, {m['macs'] / 1e9:.2f} GMACs",
         f"  latency median {m['latency_ms_median']:.3f} ms, p99 {m['latency_ms_p99']:.3f} ms, "

@@ -39,6 +39,7 @@ class JobContext:
     cache_dir: Path
     cpu_threads: int
     pinned_memory: bool = True
+    build_only: bool = False  # build and log the engine, never run or time it (run.build_only, or automatic)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +102,11 @@ class Backend(ABC):
     @abstractmethod
     def check(cls, settings: Any, ctx: JobContext) -> None:
         """Raise :class:`~blockbench.errors.ConfigError` if this job cannot run here; do no work."""
+
+    @classmethod
+    def build_only_reason(cls, settings: Any, ctx: JobContext) -> str | None:
+        """Why this job can build its engine here but not run it (the job is then build-only), or None."""
+        return None
 
     @classmethod
     def onnx_dtype(cls, settings: Any, ctx: JobContext) -> torch.dtype:

@@ -1,8 +1,12 @@
 """TensorRT backend: ONNX -> engine (cached), run through the named-tensor API on a torch CUDA stream.
 
-Only :mod:`.bindings` imports ``tensorrt``, and only when a job uses this backend; everything around it (settings,
-version switches, cache keys, error texts, buffer planning) is plain Python. No pycuda: device memory, streams,
-events and CUDA graphs come from torch.
+One backend, two libraries (``backend.library=tensorrt|tensorrt_rtx``): standard TensorRT and TensorRT-RTX share
+this code; what differs sits in :mod:`.library` and behind the version switches of :mod:`.bindings`, the only
+module that touches either library, loaded only when a job uses it. Settings, cache keys, error texts and buffer
+planning are plain Python. No pycuda: device memory, streams, events and CUDA graphs come from torch.
+
+TensorRT-RTX builds engines ahead of time without a GPU: on a machine without one that it can run on, a job is
+build-only (``run.build_only``), and the engine is logged untimed for the GPUs it was built for.
 """
 
 from __future__ import annotations
@@ -12,19 +16,21 @@ import importlib.util
 import json
 import logging
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import nn
 
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
-from blockbench.backends.tensorrt.cache import GpuIdentity
+from blockbench.backends.tensorrt.cache import BuildTarget, TimingCacheFile
 from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, unavailable_message
 from blockbench.backends.tensorrt.engine import prepare_engine
+from blockbench.backends.tensorrt.library import LIBRARIES, Library, library, load_bindings
 from blockbench.backends.tensorrt.options import check_device, onnx_dtype
-from blockbench.backends.tensorrt.settings import TensorRTBackendSettings, validate_settings
+from blockbench.backends.tensorrt.settings import TensorRTSettings, validate_settings
 from blockbench.backends.tensorrt.tensors import allocate, plan_input, plan_outputs
-from blockbench.backends.tensorrt.versions import NEWEST_CHECKED_MAJOR, check_release, check_settings
+from blockbench.backends.tensorrt.versions import check_release, check_settings
 from blockbench.errors import BackendUnavailableError
 
 log = logging.getLogger(__name__)
@@ -32,103 +38,176 @@ log = logging.getLogger(__name__)
 LAYER_INFO_NAME = "engine_layers.json"
 LAYER_PROFILE_NAME = "layer_profile.json"
 LAYER_PROFILE_ITERATIONS = 20
-_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-bindings", "tensorrt-cu12-bindings")
+WARNINGS_TAG_CHARS = 2000  # MLflow tags hold a few thousand characters; the run's log has every warning in full
 
 
-def _found() -> dict[str, str]:
-    """What a user needs to see when TensorRT cannot run: installed distributions, torch's CUDA, GPUs."""
+def _found(lib: Library) -> dict[str, str]:
+    """What a user needs to see when the library cannot run: installed distributions, torch's CUDA, GPUs."""
     installed = []
-    for name in _DISTRIBUTIONS:
+    for name in lib.distributions:
         try:
             installed.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             continue
-    module = "importable" if importlib.util.find_spec("tensorrt") else "not installed"
+    module = "importable" if importlib.util.find_spec(lib.module) else "not installed"
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return {
-        "tensorrt": ", ".join(installed) if installed else module,
+        lib.module: ", ".join(installed) if installed else module,
         "torch": f"{torch.__version__} (CUDA {torch.version.cuda or 'none: CPU build'})",
         "CUDA devices": str(gpus),
     }
 
 
-def _bindings() -> Any:
-    """Import the TensorRT-facing module, turning a missing or broken install into one actionable error."""
+def bindings_for(name: str) -> ModuleType:
+    """The bindings of library ``name``, turning a missing or broken install into one actionable error."""
+    lib = library(name)
     try:
-        from blockbench.backends.tensorrt import bindings
+        return load_bindings(name)
     except (ImportError, OSError) as exc:
-        raise BackendUnavailableError(unavailable_message(f"import tensorrt failed ({exc})", _found())) from exc
-    return bindings
+        problem = f"import {lib.module} failed ({exc})"
+        raise BackendUnavailableError(unavailable_message(lib, problem, _found(lib))) from exc
 
 
-def gpu_identity(device: torch.device) -> GpuIdentity:
+def gpu_identity(device: torch.device) -> BuildTarget:
     props = torch.cuda.get_device_properties(device)
-    return GpuIdentity(name=props.name, compute_capability=f"{props.major}.{props.minor}")
+    return BuildTarget(name=props.name, compute_capability=f"{props.major}.{props.minor}")
+
+
+def build_target(settings: TensorRTSettings, ctx: JobContext) -> BuildTarget:
+    """What the engine is built for: this GPU (standard TensorRT), or the chosen compute capabilities (RTX)."""
+    if library(settings.library).builds_without_gpu:
+        return BuildTarget(
+            name=settings.library, compute_capability="+".join(settings.compute_capabilities) or "default"
+        )
+    return gpu_identity(ctx.device)
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    settings_class = TensorRTBackendSettings
+    settings_class = TensorRTSettings
 
-    def __init__(self, settings: TensorRTBackendSettings, ctx: JobContext) -> None:
+    def __init__(self, settings: TensorRTSettings, ctx: JobContext) -> None:
         super().__init__(settings, ctx)
-        self.trt = settings.trt
         self.engine: Any = None
         self.stream: torch.cuda.Stream | None = None
+        self.bindings = bindings_for(settings.library)
+        self.runtime_cache: TimingCacheFile | None = None
 
     @classmethod
-    def check(cls, settings: TensorRTBackendSettings, ctx: JobContext) -> None:
-        validate_settings(settings.trt)
-        if not ctx.is_cuda:
+    def build_only_reason(cls, settings: TensorRTSettings, ctx: JobContext) -> str | None:
+        lib = LIBRARIES.get(settings.library)
+        if lib is not None and lib.builds_without_gpu and not ctx.is_cuda:
+            return (
+                f"{lib.label} builds engines without a GPU, and this job has hardware.device={ctx.device}: the "
+                "engine is built and logged, not timed (set hardware.device=cuda on a GPU it runs on to time it)"
+            )
+        return None
+
+    @classmethod
+    def check(cls, settings: TensorRTSettings, ctx: JobContext) -> None:
+        validate_settings(settings)
+        lib = library(settings.library)
+        if not ctx.is_cuda and not lib.builds_without_gpu:
             problem = f"it needs a CUDA device and this job has hardware.device={ctx.device}"
-            raise BackendUnavailableError(unavailable_message(problem, _found()))
-        bindings = _bindings()
+            raise BackendUnavailableError(unavailable_message(lib, problem, _found(lib)))
+        bindings = bindings_for(settings.library)
         check_release(bindings.VERSION)
-        if bindings.VERSION.major > NEWEST_CHECKED_MAJOR:
-            log.warning("TensorRT %s is newer than the API surfaces blockbench is checked against", bindings.VERSION)
-        check_settings(settings.trt, bindings.VERSION)
-        capability = torch.cuda.get_device_capability(ctx.device)
-        check_device(settings.trt, ctx.precision, capability, torch.cuda.get_device_name(ctx.device))
+        if bindings.VERSION.release > lib.newest_checked:
+            log.warning("%s is newer than the API surfaces blockbench is checked against", bindings.VERSION.label)
+        check_settings(settings, bindings.VERSION)
+        if settings.compute_capabilities:
+            targets = bindings.compute_capabilities()
+            unknown = [c for c in settings.compute_capabilities if c not in targets]
+            if unknown:
+                raise BackendUnavailableError(
+                    f"backend.compute_capabilities={list(settings.compute_capabilities)}: {', '.join(unknown)} is not "
+                    f"a target of {bindings.VERSION.label}; choose from: {', '.join(targets)}"
+                )
+        if ctx.is_cuda and not ctx.build_only:
+            capability = torch.cuda.get_device_capability(ctx.device)
+            runnable = tuple(bindings.compute_capabilities()) if lib.builds_without_gpu else None
+            label = bindings.VERSION.label
+            check_device(settings, ctx.precision, capability, torch.cuda.get_device_name(ctx.device), runnable, label)
+            chosen = settings.compute_capabilities
+            here = f"{capability[0]}.{capability[1]}"
+            if chosen and here not in chosen:
+                raise BackendUnavailableError(
+                    f"backend.compute_capabilities={list(chosen)} leaves out this GPU's compute capability {here}: "
+                    "the engine would not run here. Add it, use [], or set run.build_only=true"
+                )
 
     @classmethod
-    def onnx_dtype(cls, settings: TensorRTBackendSettings, ctx: JobContext) -> torch.dtype:
-        return onnx_dtype(settings.trt, ctx.dtype)
+    def onnx_dtype(cls, settings: TensorRTSettings, ctx: JobContext) -> torch.dtype:
+        return onnx_dtype(settings, ctx.dtype)
 
     def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
         assert onnx_path is not None, "tensorrt builds from the ONNX export"
-        # TensorRT builds, deserializes and runs on the calling thread's current device.
-        torch.cuda.set_device(self.ctx.device)
-        self.stream = torch.cuda.Stream(self.ctx.device)
-        gpu = gpu_identity(self.ctx.device)
-        prepared = prepare_engine(onnx_path, self.trt, self.ctx.precision, gpu, self.ctx.cache_dir, self.ctx.work_dir)
+        settings, bindings = self.settings, self.bindings
+        runtime = None
+        if not self.ctx.build_only:
+            # TensorRT builds, deserializes and runs on the calling thread's current device.
+            torch.cuda.set_device(self.ctx.device)
+            self.stream = torch.cuda.Stream(self.ctx.device)
+            saved_runtime_cache = None
+            if settings.uses_runtime_cache:
+                self.runtime_cache = TimingCacheFile(
+                    self.ctx.cache_dir / "tensorrt" / "runtime",
+                    str(bindings.VERSION),
+                    gpu_identity(self.ctx.device),
+                    settings.library,
+                )
+                saved_runtime_cache = self.runtime_cache.load() or b""
+            runtime = bindings.RuntimeOptions(cuda_graph=settings.cuda_graph, runtime_cache=saved_runtime_cache)
+        prepared = prepare_engine(
+            bindings,
+            onnx_path,
+            settings,
+            self.ctx.precision,
+            build_target(settings, self.ctx),
+            self.ctx.cache_dir,
+            self.ctx.work_dir,
+            runtime,
+            has_gpu=self.ctx.is_cuda,
+        )
         self.engine = prepared.engine
-        layer_info = self.ctx.work_dir / LAYER_INFO_NAME
-        layer_info.write_text(_pretty_json(self.engine.layer_information()))
-        metrics = {"engine_size_mb": prepared.plan_bytes / 2**20, "engine_layers": float(self.engine.num_layers)}
+        files = [prepared.plan_path]
+        metrics = {"engine_size_mb": prepared.plan_bytes / 2**20}
+        if prepared.network_layers is not None:
+            metrics["network_layers"] = float(prepared.network_layers)
         if prepared.builder_s is not None:
             metrics["trt_builder_s"] = prepared.builder_s
-        return BuildResult(
-            engine_files=[prepared.plan_path, layer_info],
-            tags={
-                "engine_cache": prepared.cache,
-                "tensorrt_version": str(_bindings().VERSION),
-                "trt_typing": self.trt.typing,
-            },
-            metrics=metrics,
-        )
+        tags = {
+            "engine_cache": prepared.cache,
+            "tensorrt_library": settings.library,
+            "tensorrt_version": str(bindings.VERSION),
+            "trt_typing": settings.typing,
+            "engine_target": build_target(settings, self.ctx).compute_capability,
+        }
+        if self.engine is not None:
+            layer_info = self.ctx.work_dir / LAYER_INFO_NAME
+            layer_info.write_text(_pretty_json(self.engine.layer_information()))
+            files.append(layer_info)
+            metrics["engine_layers"] = float(self.engine.num_layers)
+            tags["runtime_cache"] = self.engine.runtime_cache_status
+        tags.update(_warning_tags(prepared.warnings))
+        return BuildResult(engine_files=files, tags=tags, metrics=metrics)
 
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
-        assert self.engine is not None and self.stream is not None, "build() first"
-        return TensorRTStep(self.engine, host_input, mode, self.ctx, self.stream, self.trt.cuda_graph)
+        assert self.engine is not None and self.stream is not None, "build() first (and not build-only)"
+        return TensorRTStep(self.engine, host_input, mode, self.ctx, self.stream, self.settings.cuda_graph)
 
     def after_benchmark(self, step: InferenceStep) -> BuildResult:
         assert isinstance(step, TensorRTStep)
-        result = BuildResult(tags={"cuda_graph": step.graph_status})
-        if self.trt.layer_profile:
+        result = BuildResult(tags={"cuda_graph": step.graph_status, "cuda_graph_mechanism": step.graph_mechanism})
+        if self.settings.layer_profile:
             times = self.engine.profile_layers(step.handle, LAYER_PROFILE_ITERATIONS, step.stream.synchronize)
             path = self.ctx.work_dir / LAYER_PROFILE_NAME
             path.write_text(json.dumps(times.report(LAYER_PROFILE_ITERATIONS), indent=2))
             result.engine_files.append(path)
+        if self.runtime_cache is not None:
+            data = self.engine.runtime_cache_bytes()
+            if data:
+                self.runtime_cache.save(data, None, lambda ours, _theirs: ours)
         return result
 
     def close(self) -> None:
@@ -140,6 +219,17 @@ class TensorRTBackend(Backend):
         self.stream = None
         if self.ctx.is_cuda:
             torch.cuda.empty_cache()
+
+
+def _warning_tags(warnings: tuple[str, ...]) -> dict[str, str]:
+    """The builder's warnings as tags (each one is also in the run's log, in full)."""
+    if not warnings:
+        return {}
+    tags = {"tensorrt_build_warnings": " | ".join(w.strip() for w in warnings)[:WARNINGS_TAG_CHARS]}
+    layernorm = [w for w in warnings if "layernorm" in w.lower().replace(" ", "")]
+    if layernorm:
+        tags["tensorrt_layernorm_warning"] = layernorm[0].strip()[:WARNINGS_TAG_CHARS]
+    return tags
 
 
 def _pretty_json(text: str) -> str:
@@ -187,8 +277,12 @@ class TensorRTStep(InferenceStep):
         # First enqueue outside the timed loop: TensorRT finishes lazy set-up here, and capture needs it done.
         engine.enqueue(self.handle)
         stream.synchronize()
-        self.graph: torch.cuda.CUDAGraph | None = self._capture() if cuda_graph else None
-        self.graph_status = "on" if self.graph is not None else ("fallback" if cuda_graph else "off")
+        # TensorRT-RTX replays its own CUDA graph inside execute_async_v3 (set on the execution context); standard
+        # TensorRT's enqueue is captured here with torch.
+        builtin = bool(engine.builtin_cuda_graph)
+        self.graph: torch.cuda.CUDAGraph | None = self._capture() if cuda_graph and not builtin else None
+        self.graph_status = "on" if self.graph is not None or builtin else ("fallback" if cuda_graph else "off")
+        self.graph_mechanism = "library" if builtin else ("torch_capture" if self.graph is not None else "none")
 
     def _capture(self) -> torch.cuda.CUDAGraph | None:
         graph = torch.cuda.CUDAGraph()

@@ -1,7 +1,9 @@
-"""The only module that imports ``tensorrt``: parse, build, deserialize, named-tensor execution, inspect, profile.
+"""The only module that touches TensorRT: parse, build, deserialize, named-tensor execution, inspect, profile.
 
-Kept thin and explicit for ``tests/test_tensorrt_api_surface.py``: every ``trt.`` name, and every member of an
-object annotated ``trt.<Class>``, must exist in each committed TensorRT API surface or sit inside
+Executed once per library by :func:`.library.load_bindings`, with ``trt`` bound to ``tensorrt`` or
+``tensorrt_rtx`` (the same builder and runtime API). Kept thin and explicit for
+``tests/test_tensorrt_api_surface.py``: every ``trt.`` name, and every member of an object annotated
+``trt.<Class>``, must exist in each committed API surface of either library or sit inside
 ``if supports(VERSION, "<feature>"):`` (see :mod:`.versions`). So objects from TensorRT are annotated, enum members
 are spelled out (no ``getattr`` with strings) and every boolean result is checked.
 """
@@ -11,9 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-
-import tensorrt as trt
+from typing import Any
 
 from blockbench.backends.tensorrt.diagnostics import (
     EngineBuildError,
@@ -25,13 +27,15 @@ from blockbench.backends.tensorrt.diagnostics import (
     format_parser_errors,
     format_runtime_failure,
 )
+from blockbench.backends.tensorrt.library import module_to_bind
 from blockbench.backends.tensorrt.options import BuildOptions
 from blockbench.backends.tensorrt.tensors import TensorInfo
 from blockbench.backends.tensorrt.versions import TrtVersion, feature_error, supports
 
 log = logging.getLogger(__name__)
 
-VERSION = TrtVersion.parse(trt.__version__)
+LIBRARY, trt = module_to_bind()
+VERSION = TrtVersion.parse(trt.__version__, LIBRARY.name)
 
 _SEVERITY = {
     trt.ILogger.INTERNAL_ERROR: logging.CRITICAL,
@@ -65,11 +69,14 @@ class Logger(trt.ILogger):
         trt.ILogger.__init__(self)
         self.threshold = _THRESHOLD[level]
         self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
         level = _SEVERITY.get(severity, logging.ERROR)
         if level >= logging.ERROR:
             self.errors.append(msg)
+        elif level == logging.WARNING:
+            self.warnings.append(msg)
         if level >= self.threshold:
             log.log(max(level, logging.INFO), "TensorRT: %s", msg)
 
@@ -142,7 +149,10 @@ def configure(config: trt.IBuilderConfig, options: BuildOptions) -> None:
     if options.max_aux_streams is not None:
         config.max_aux_streams = options.max_aux_streams
     config.profiling_verbosity = _PROFILING[options.profiling_verbosity]
-    config.hardware_compatibility_level = _hardware_level(options.hardware_compatibility_level)
+    if supports(VERSION, "hardware_compatibility"):
+        config.hardware_compatibility_level = _hardware_level(options.hardware_compatibility_level)
+    elif options.hardware_compatibility_level != "none":
+        raise feature_error(VERSION, "hardware_compatibility")
     if options.tiling_optimization_level is not None:
         if supports(VERSION, "tiling_optimization"):
             tiling = {
@@ -154,6 +164,20 @@ def configure(config: trt.IBuilderConfig, options: BuildOptions) -> None:
             config.tiling_optimization_level = tiling[options.tiling_optimization_level]
         else:
             raise feature_error(VERSION, "tiling_optimization")
+    if options.compute_capabilities:
+        if supports(VERSION, "compute_capabilities"):
+            targets = compute_capabilities()
+            config.num_compute_capabilities = len(options.compute_capabilities)
+            for index, capability in enumerate(options.compute_capabilities):
+                if capability not in targets:
+                    raise EngineBuildError(
+                        f"backend.compute_capabilities: {capability} is not a target of {VERSION.label}; "
+                        f"it targets {', '.join(targets)}"
+                    )
+                if not config.set_compute_capability(targets[capability], index):
+                    raise EngineBuildError(f"{VERSION.label} refused compute capability {capability} as a target")
+        else:
+            raise feature_error(VERSION, "compute_capabilities")
     if options.tf32:
         config.set_flag(trt.BuilderFlag.TF32)
     else:
@@ -164,6 +188,24 @@ def configure(config: trt.IBuilderConfig, options: BuildOptions) -> None:
             config.set_flag(trt.BuilderFlag.FP16 if fp16 else trt.BuilderFlag.BF16)
         else:
             raise feature_error(VERSION, "weak_typing")
+
+
+def compute_capabilities() -> dict[str, Any]:
+    """Compute capability ("8.6") -> the library's build target; empty where targets cannot be chosen.
+
+    TensorRT-RTX compiles ahead of time for these targets and runs only on them, so this is also the list of
+    GPUs its engines run on.
+    """
+    if supports(VERSION, "compute_capabilities"):
+        return {
+            "7.5": trt.ComputeCapability.SM75,
+            "8.0": trt.ComputeCapability.SM80,
+            "8.6": trt.ComputeCapability.SM86,
+            "8.9": trt.ComputeCapability.SM89,
+            "12.0": trt.ComputeCapability.SM120,
+            "12.1": trt.ComputeCapability.SM121,
+        }
+    return {}
 
 
 def _timing_cache(config: trt.IBuilderConfig, data: bytes) -> trt.ITimingCache | None:
@@ -198,11 +240,20 @@ def _parser_issue(error: trt.ParserError) -> ParserIssue:
     )
 
 
-def build_plan(
-    onnx_path: Path, options: BuildOptions, saved_cache: bytes | None, logger: Logger
-) -> tuple[bytes, bytes | None]:
-    """Parse ``onnx_path`` and build a serialized engine; also return the (updated) timing cache, if used."""
+@dataclass(frozen=True)
+class BuiltPlan:
+    """What one build produced: the serialized engine and what the builder said about it."""
+
+    plan: bytes
+    timing_cache: bytes | None  # the updated timing cache, when one was used
+    network_layers: int  # layers of the parsed network, before TensorRT fuses them
+    warnings: tuple[str, ...]  # the builder's warnings (e.g. TensorRT-RTX on FP16 LayerNorm overflow)
+
+
+def build_plan(onnx_path: Path, options: BuildOptions, saved_cache: bytes | None, logger: Logger) -> BuiltPlan:
+    """Parse ``onnx_path`` and build a serialized engine (no GPU needed where the library builds ahead of time)."""
     logged_before = len(logger.errors)  # report this build's errors, not an earlier rejected cache entry's
+    warned_before = len(logger.warnings)
     builder: trt.Builder = trt.Builder(logger)
     network: trt.INetworkDefinition = builder.create_network(_network_flags(options))
     parser: trt.OnnxParser = trt.OnnxParser(network, logger)
@@ -219,7 +270,12 @@ def build_plan(
         raise KeyboardInterrupt
     if plan is None:
         raise EngineBuildError(format_build_failure(onnx_path, logger.errors[logged_before:], str(VERSION)))
-    return bytes(plan), None if cache is None else bytes(cache.serialize())
+    return BuiltPlan(
+        plan=bytes(plan),
+        timing_cache=None if cache is None else bytes(cache.serialize()),
+        network_layers=network.num_layers,
+        warnings=tuple(dict.fromkeys(logger.warnings[warned_before:])),
+    )
 
 
 def combine_timing_caches(ours: bytes, theirs: bytes, logger: Logger) -> bytes:
@@ -239,16 +295,53 @@ def combine_timing_caches(ours: bytes, theirs: bytes, logger: Logger) -> bytes:
 class Engine:
     """A deserialized engine and one execution context: the named-tensor API, every boolean result checked."""
 
-    def __init__(self, runtime: trt.Runtime, engine: trt.ICudaEngine, logger: Logger) -> None:
+    def __init__(self, runtime: trt.Runtime, engine: trt.ICudaEngine, logger: Logger, options: RuntimeOptions) -> None:
         # TensorRT keeps raw pointers to the logger and runtime: both must outlive the engine and its context.
         self.logger = logger
         self.runtime: trt.Runtime = runtime
         self.engine: trt.ICudaEngine = engine
-        self.context: trt.IExecutionContext = engine.create_execution_context()
+        self.builtin_cuda_graph = False
+        self.runtime_cache_status = "off"
+        self._runtime_cache: Any = None
+        if supports(VERSION, "runtime_cache"):
+            self.context: trt.IExecutionContext = engine.create_execution_context(self._runtime_config(options))
+        else:
+            self.context = engine.create_execution_context()
         if self.context is None:
             raise EngineRuntimeError(format_runtime_failure("create_execution_context", logger.errors))
         self._execute = self.context.execute_async_v3
         self._profiler: _LayerProfiler | None = None
+
+    def _runtime_config(self, options: RuntimeOptions) -> Any:
+        """TensorRT-RTX: its own CUDA graphs and the cache of kernels it compiles just in time, for the context."""
+        if supports(VERSION, "runtime_cache"):
+            config: trt.IRuntimeConfig = self.engine.create_runtime_config()
+            if options.cuda_graph:
+                config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+                self.builtin_cuda_graph = True
+            else:
+                config.cuda_graph_strategy = trt.CudaGraphStrategy.DISABLED
+            if options.runtime_cache is not None:
+                cache: trt.IRuntimeCache = config.create_runtime_cache()
+                loaded = bool(options.runtime_cache) and cache.deserialize(options.runtime_cache)
+                if options.runtime_cache and not loaded:
+                    log.warning(
+                        "runtime cache: %s rejects the saved cache (other release or GPU); starting empty",
+                        VERSION.label,
+                    )
+                if not config.set_runtime_cache(cache):
+                    raise EngineRuntimeError(format_runtime_failure("set_runtime_cache", self.logger.errors))
+                self._runtime_cache = cache
+                self.runtime_cache_status = "hit" if loaded else "miss"
+            return config
+        raise feature_error(VERSION, "runtime_cache")
+
+    def runtime_cache_bytes(self) -> bytes | None:
+        """The runtime cache's contents (kernels compiled so far), to persist; None when no cache is in use."""
+        if supports(VERSION, "runtime_cache"):
+            cache: trt.IRuntimeCache | None = self._runtime_cache
+            return None if cache is None else bytes(cache.serialize())
+        return None
 
     @property
     def num_layers(self) -> int:
@@ -295,6 +388,7 @@ class Engine:
         """Free the context, then the engine, then the runtime: TensorRT's objects must die in that order."""
         self._execute = None
         self._profiler = None
+        self._runtime_cache = None
         self.context = None
         self.engine = None
         self.runtime = None
@@ -310,10 +404,18 @@ class Engine:
         return times
 
 
-def deserialize(plan: bytes, logger: Logger) -> Engine | None:
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How an execution context is made: TensorRT-RTX's built-in CUDA graph and its runtime cache."""
+
+    cuda_graph: bool = False  # TensorRT-RTX: WHOLE_GRAPH_CAPTURE (standard TensorRT: the step captures it)
+    runtime_cache: bytes | None = None  # TensorRT-RTX: saved cache (b"" = start empty); None = no runtime cache
+
+
+def deserialize(plan: bytes, logger: Logger, options: RuntimeOptions | None = None) -> Engine | None:
     """The engine, or None when TensorRT rejects the plan (another version, another GPU, damaged bytes)."""
     runtime: trt.Runtime = trt.Runtime(logger)
     engine: trt.ICudaEngine | None = runtime.deserialize_cuda_engine(plan)
     if engine is None:
         return None
-    return Engine(runtime, engine, logger)
+    return Engine(runtime, engine, logger, options or RuntimeOptions())

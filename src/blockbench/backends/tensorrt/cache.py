@@ -25,16 +25,20 @@ from blockbench.backends.tensorrt.settings import BUILD_FIELDS, TensorRTSettings
 log = logging.getLogger(__name__)
 
 # Bump when what a key covers, or the entry layout, changes: old entries then simply stop matching.
-CACHE_FORMAT = "blockbench-tensorrt-engine/1"
+CACHE_FORMAT = "blockbench-tensorrt-engine/2"
 _CHUNK = 1 << 24
 
 
 @dataclass(frozen=True)
-class GpuIdentity:
-    """What an engine is specific to besides TensorRT: the GPU model and its compute capability."""
+class BuildTarget:
+    """What an engine is specific to besides the library release.
+
+    Standard TensorRT: the GPU model it was built on and its compute capability. TensorRT-RTX builds ahead of time
+    for a list of compute capabilities, on any machine, so there the target is that list (``name`` is the library).
+    """
 
     name: str
-    compute_capability: str  # "9.0"
+    compute_capability: str  # "9.0"; TensorRT-RTX: "8.6+8.9", or "default" (the library's own target list)
 
     @property
     def slug(self) -> str:
@@ -58,7 +62,9 @@ def onnx_digest(onnx_path: Path) -> str:
     return digest.hexdigest()
 
 
-def engine_key(onnx_sha256: str, settings: TensorRTSettings, precision: str, trt_version: str, gpu: GpuIdentity) -> str:
+def engine_key(
+    onnx_sha256: str, settings: TensorRTSettings, precision: str, trt_version: str, target: BuildTarget
+) -> str:
     """Content address of an engine: everything that changes what TensorRT builds, and nothing else."""
     payload = {
         "format": CACHE_FORMAT,
@@ -66,7 +72,7 @@ def engine_key(onnx_sha256: str, settings: TensorRTSettings, precision: str, trt
         "precision": precision,
         "settings": {name: getattr(settings, name) for name in BUILD_FIELDS},
         "tensorrt": trt_version,
-        "gpu": asdict(gpu),
+        "target": asdict(target),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -131,6 +137,11 @@ class EngineCache:
         atomic_write(self.meta_path(key), json.dumps(meta, indent=2, sort_keys=True).encode())
         return self.plan_path(key)
 
+    def metadata(self, key: str) -> dict[str, Any]:
+        """The entry's metadata (read after :meth:`load` verified the entry)."""
+        meta: dict[str, Any] = json.loads(self.meta_path(key).read_text())
+        return meta
+
     def discard(self, key: str) -> None:
         self.meta_path(key).unlink(missing_ok=True)
         self.plan_path(key).unlink(missing_ok=True)
@@ -141,10 +152,14 @@ class EngineCache:
 
 
 class TimingCacheFile:
-    """One persistent timing cache per TensorRT release and GPU model, shared by every run."""
+    """One persistent cache file per library release and target, shared by every run.
 
-    def __init__(self, root: Path, trt_version: str, gpu: GpuIdentity) -> None:
-        self.path = root / f"tensorrt-{trt_version}-{gpu.slug}.cache"
+    Used for TensorRT's timing cache (``timing/``) and TensorRT-RTX's runtime cache of just-in-time compiled
+    kernels (``runtime/``, one per GPU model: the library rejects a cache from another GPU or driver).
+    """
+
+    def __init__(self, root: Path, trt_version: str, target: BuildTarget, library: str = "tensorrt") -> None:
+        self.path = root / f"{library}-{trt_version}-{target.slug}.cache"
 
     def load(self) -> bytes | None:
         try:

@@ -7,13 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blockbench.backends.tensorrt.library import Library
 from blockbench.errors import BlockbenchError
-
-INSTALL_COMMAND = 'pip install -e ".[tensorrt]"'
-INSTALL_HINT = (
-    f"install TensorRT with: {INSTALL_COMMAND} (CUDA 13 wheels; with a CUDA 12 build of torch use: "
-    "pip install tensorrt-cu12), and run on a CUDA GPU (hardware.device=cuda or cuda:N)"
-)
 
 
 class OnnxParseError(BlockbenchError):
@@ -63,7 +58,7 @@ def format_parser_errors(onnx_path: Path, issues: Sequence[ParserIssue], trt_ver
         at = f" (parser: {issue.source})" if issue.source else ""
         lines.append(f"  {number}. {where}: {code}: {issue.message.strip()}{inside}{at}")
     if not issues:
-        lines.append("  (the parser reported failure without an error; set trt.log_level=verbose for its log)")
+        lines.append("  (the parser reported failure without an error; set backend.log_level=verbose for its log)")
     return "\n".join(lines)
 
 
@@ -71,19 +66,27 @@ def format_build_failure(onnx_path: Path, errors: Sequence[str], trt_version: st
     """Why ``build_serialized_network`` returned nothing, from the errors TensorRT logged."""
     head = f"TensorRT {trt_version} could not build an engine from {onnx_path.name}"
     if not errors:
-        return f"{head}, and logged no error; set trt.log_level=verbose to see the builder's log"
+        return f"{head}, and logged no error; set backend.log_level=verbose to see the builder's log"
     return head + ":\n" + "\n".join(f"  - {error.strip()}" for error in errors[-10:])
 
 
 def format_runtime_failure(call: str, errors: Sequence[str]) -> str:
-    detail = f": {errors[-1].strip()}" if errors else " (TensorRT logged no error; set trt.log_level=verbose)"
+    detail = f": {errors[-1].strip()}" if errors else " (TensorRT logged no error; set backend.log_level=verbose)"
     return f"TensorRT {call} failed{detail}"
 
 
-def unavailable_message(problem: str, found: Mapping[str, str]) -> str:
-    """``backend=tensorrt`` cannot run here: what is wrong, what was found, what to install."""
+def unavailable_message(library: Library, problem: str, found: Mapping[str, str]) -> str:
+    """``backend=tensorrt`` with this library cannot run here: what is wrong, what was found, what to install."""
     seen = "; ".join(f"{name}: {value}" for name, value in found.items())
-    return f"backend=tensorrt cannot run here: {problem}. Found: {seen}. To use it, {INSTALL_HINT}"
+    where = (
+        "(it builds without a GPU; timing needs a GPU it runs on: hardware.device=cuda or cuda:N)"
+        if library.builds_without_gpu
+        else "and run on a CUDA GPU (hardware.device=cuda or cuda:N)"
+    )
+    return (
+        f"backend=tensorrt backend.library={library.name} cannot run here: {problem}. Found: {seen}. "
+        f"To use it, install {library.label} with: {library.install}, {where}"
+    )
 
 
 @dataclass

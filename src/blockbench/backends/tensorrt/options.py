@@ -29,6 +29,7 @@ class BuildOptions:
     hardware_compatibility_level: str
     profiling_verbosity: str
     timing_cache: bool
+    compute_capabilities: tuple[str, ...]  # TensorRT-RTX build targets ("8.6", ...); empty: the library's default
 
     @classmethod
     def resolve(cls, settings: TensorRTSettings, precision: str) -> BuildOptions:
@@ -45,6 +46,7 @@ class BuildOptions:
             hardware_compatibility_level=settings.hardware_compatibility_level,
             profiling_verbosity=settings.profiling_verbosity,
             timing_cache=settings.timing_cache,
+            compute_capabilities=tuple(settings.compute_capabilities),
         )
 
 
@@ -53,10 +55,28 @@ def onnx_dtype(settings: TensorRTSettings, run_dtype: torch.dtype) -> torch.dtyp
     return torch.float32 if settings.typing == "weak" else run_dtype
 
 
-def check_device(settings: TensorRTSettings, precision: str, capability: tuple[int, int], gpu_name: str) -> None:
-    """What this GPU cannot do, refused before any work: BF16 and Ampere+ compatible engines need sm_80 or newer."""
+def check_device(
+    settings: TensorRTSettings,
+    precision: str,
+    capability: tuple[int, int],
+    gpu_name: str,
+    runnable: tuple[str, ...] | None,
+    library_label: str,
+) -> None:
+    """What this GPU cannot do, refused before any work.
+
+    ``runnable``: the compute capabilities the library's runtime runs on (TensorRT-RTX lists them), or None when
+    the library runs on any GPU it supports at all (standard TensorRT).
+    """
+    cc = f"{capability[0]}.{capability[1]}"
+    if runnable is not None and cc not in runnable:
+        raise ConfigError(
+            f"backend.library={settings.library} cannot run on this GPU: {gpu_name} has compute capability {cc}, "
+            f"and {library_label} runs on {', '.join(runnable)}. Use backend.library=tensorrt (standard TensorRT), "
+            "or run.build_only=true to build and log the engine without timing it"
+        )
     found = f"{gpu_name} is sm_{capability[0]}{capability[1]}"
     if precision == "bf16" and capability < AMPERE:
         raise ConfigError(f"precision=bf16 with backend=tensorrt needs an Ampere or newer GPU (sm_80+); {found}")
     if settings.hardware_compatibility_level == "ampere_plus" and capability < AMPERE:
-        raise ConfigError(f"trt.hardware_compatibility_level=ampere_plus needs an Ampere or newer GPU; {found}")
+        raise ConfigError(f"backend.hardware_compatibility_level=ampere_plus needs an Ampere or newer GPU; {found}")
