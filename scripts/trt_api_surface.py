@@ -68,6 +68,7 @@ import argparse
 import ast
 import ctypes
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -225,11 +226,12 @@ def build_stub_libraries(ext: Path) -> None:
         subprocess.run([*cmd, str(source)], check=True)
 
 
-def introspect(root: Path) -> Surface:
-    """Import ``tensorrt_bindings`` from ``root`` and list its API (child process)."""
-    sys.path.insert(0, str(root))
-    trt = importlib.import_module(PACKAGE_DIR)
-    ext = trt.tensorrt
+def introspect(root: Path | None, package_dir: str = PACKAGE_DIR, extension: str = "tensorrt") -> Surface:
+    """Import ``package_dir`` (from ``root``, else as installed) and list its API (child process)."""
+    if root is not None:
+        sys.path.insert(0, str(root))
+    trt = importlib.import_module(package_dir)
+    ext = getattr(trt, extension)
     module_names = {ext.__name__, trt.__name__}
 
     def own_classes(cls: type) -> list[type]:
@@ -321,12 +323,35 @@ def dump(surface: Surface) -> str:
         rows = [f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(mapping.items())]
         return "{\n" + ",\n".join(rows) + "\n  }"
 
-    head = [f"  {json.dumps(k)}: {json.dumps(surface[k])}" for k in ("version", "package", "wheel", "source")]
+    keys = (
+        ("version", "library", "package", "wheel", "source")
+        if "library" in surface
+        else ("version", "package", "wheel", "source")
+    )
+    head = [f"  {json.dumps(k)}: {json.dumps(surface[k])}" for k in keys]
     body = [
         f'  "names": {block(surface["names"])}',
         f'  "nested": {block(surface["nested"])}',
     ]
     return "{\n" + ",\n".join(head + body) + "\n}\n"
+
+
+def installed_surface(library: str) -> Surface:
+    """The API surface of an installed library that imports on this machine (TensorRT-RTX does, without a GPU)."""
+    package_dir = f"{library}_bindings"
+    cmd = [sys.executable, __file__, "--introspect-installed", library]
+    result = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    surface: Surface = json.loads(result.stdout)
+    version = surface.pop("version")
+    return {
+        "version": version,
+        "library": library,
+        "package": ", ".join(importlib.metadata.packages_distributions().get(package_dir, [package_dir])),
+        "wheel": f"installed {library} {version}",
+        "source": "introspection",
+        "names": surface["names"],
+        "nested": surface["nested"],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,11 +369,27 @@ def main(argv: list[str] | None = None) -> None:
         default=list(PACKAGES),
         help="PyPI names to try, in order",
     )
+    parser.add_argument(
+        "--installed",
+        help="instead of wheels: introspect this installed library module, e.g. tensorrt_rtx (TensorRT-RTX)",
+    )
     parser.add_argument("--introspect", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--introspect-installed", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.introspect:
         json.dump(introspect(args.introspect), sys.stdout)
+        return
+    if args.introspect_installed:
+        library = args.introspect_installed
+        json.dump(introspect(None, f"{library}_bindings", library), sys.stdout)
+        return
+    if args.installed:
+        args.out.mkdir(parents=True, exist_ok=True)
+        surface = installed_surface(args.installed)
+        path = args.out / f"{args.installed}-{surface['version']}.json"
+        path.write_text(dump(surface))
+        print(f"{path}: {surface['package']} ({surface['source']}), {len(surface['names'])} names")
         return
     if not args.versions:
         parser.error("--versions is required")

@@ -146,3 +146,13 @@ def mlflow_server(db: Path, log_path: Path, *extra_args: str) -> Iterator[str]:
         yield url
     finally:
         stop_session(server)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many real engines this session built (tests/test_tensorrt_rtx_builds.py)."""
+    from tests.helpers import ENGINES_BUILT
+
+    if ENGINES_BUILT:
+        terminalreporter.write_sep("-", f"TensorRT-RTX engines built for real: {len(ENGINES_BUILT)}")
+        for line in ENGINES_BUILT:
+            terminalreporter.write_line(f"  {line}")

@@ -1,4 +1,4 @@
-"""The backend's TensorRT calls against the real API surfaces of the newest 10.x and 11.x bindings.
+"""The backend's TensorRT calls against the real API surfaces of TensorRT 10.x, 11.x and TensorRT-RTX 1.x.
 
 Rule (also in ``backends/tensorrt/versions.py``): every ``trt.X`` / ``trt.X.Y`` name, and every member ``obj.m`` of an
 object annotated ``obj: trt.X``, exists in each committed surface (``tests/data/tensorrt_api``), unless it sits inside
@@ -41,10 +41,11 @@ class Surface:
 
 def load_surfaces() -> list[Surface]:
     surfaces = []
-    for path in sorted(SURFACE_DIR.glob("tensorrt-*.json")):
+    for path in sorted(SURFACE_DIR.glob("*.json")):
         data = json.loads(path.read_text())
         names = {name: set(members) for name, members in data["names"].items()}
-        surfaces.append(Surface(TrtVersion.parse(data["version"]), names, set(data["nested"])))
+        version = TrtVersion.parse(data["version"], data.get("library", "tensorrt"))
+        surfaces.append(Surface(version, names, set(data["nested"])))
     return surfaces
 
 
@@ -75,6 +76,10 @@ def _chain(node: ast.expr) -> list[str] | None:
     return [node.id, *reversed(parts)]
 
 
+def _binds_library(value: ast.expr) -> bool:
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "module_to_bind"
+
+
 class Collector(ast.NodeVisitor):
     """Finds every TensorRT name a module uses, with the version switches around it."""
 
@@ -82,12 +87,19 @@ class Collector(ast.NodeVisitor):
         self.problems: list[str] = []
         self.uses: list[Use] = []
         self.guards: list[tuple[str, bool]] = []
+        # the library module's names: ``import tensorrt as trt``, or ``LIBRARY, trt = module_to_bind()``
         self.aliases = {
             alias.asname or alias.name
             for node in ast.walk(tree)
             if isinstance(node, ast.Import)
             for alias in node.names
-            if alias.name == "tensorrt"
+            if alias.name in ("tensorrt", "tensorrt_rtx")
+        } | {
+            target.elts[-1].id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and _binds_library(node.value)
+            for target in node.targets
+            if isinstance(target, ast.Tuple) and isinstance(target.elts[-1], ast.Name)
         }
         self.types = self._annotated(tree)
 
@@ -158,12 +170,16 @@ class Collector(ast.NodeVisitor):
             self._use(node, owner, node.attr)
         self.generic_visit(node)
 
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if not _binds_library(node.value):  # the one place the module is bound is not a use
+            self.generic_visit(node)
+
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in self.aliases:
             self.problems.append(f"line {node.lineno}: the tensorrt module is used as a value; its names go unchecked")
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        if node.module and node.module.split(".")[0] == "tensorrt":
+        if node.module and node.module.split(".")[0] in ("tensorrt", "tensorrt_rtx"):
             self.problems.append(f"line {node.lineno}: 'from {node.module} import' hides names; use trt.<name>")
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -195,8 +211,21 @@ def check_source(source: str, surfaces: list[Surface] = SURFACES) -> tuple[list[
     return problems, collector.uses
 
 
-def test_committed_surfaces_are_one_10x_and_one_11x_release() -> None:
-    assert sorted(s.version.major for s in SURFACES) == [10, 11]
+def test_committed_surfaces_are_10x_11x_and_tensorrt_rtx() -> None:
+    found = sorted((s.version.library, s.version.major) for s in SURFACES)
+    assert found == [("tensorrt", 10), ("tensorrt", 11), ("tensorrt_rtx", 1)]
+
+
+def test_the_rtx_surface_is_the_installed_librarys() -> None:
+    """The committed TensorRT-RTX surface is what the real module exposes (re-record it on an upgrade)."""
+    trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is installed by the test extras")
+    (rtx,) = [s for s in SURFACES if s.version.library == "tensorrt_rtx"]
+    if str(rtx.version) != trt.__version__:
+        pytest.skip(f"installed TensorRT-RTX {trt.__version__}, committed surface {rtx.version}")
+    for owner, members in rtx.names.items():
+        value = getattr(trt, owner)
+        missing = [m for m in members if not hasattr(value, m)]
+        assert missing == [], (owner, missing)
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
@@ -207,6 +236,7 @@ def test_backend_source_passes_the_surface_rule(path: Path) -> None:
         owners = {u.owner for u in uses}
         assert {"Builder", "IBuilderConfig", "OnnxParser", "ParserError", "Runtime", "ICudaEngine"} <= owners
         assert {"IExecutionContext", "ITimingCache", "EngineInspector", "BuilderFlag", "ILogger"} <= owners
+        assert {"ComputeCapability", "IRuntimeConfig", "IRuntimeCache", "CudaGraphStrategy"} <= owners
     else:
         assert uses == [], f"{path.name} touches TensorRT; keep that in bindings.py"
 

@@ -1,4 +1,9 @@
-"""Settings -> TensorRT builder calls, per release, through the recording double of each real API surface."""
+"""Standard TensorRT 10.x / 11.x: settings -> builder calls, through the recording double of each real API surface.
+
+Standard TensorRT's wheels install nowhere here, so its release-specific calls (the STRONGLY_TYPED flag on 10.x,
+weak typing, the timing cache) are proven on the double. The same mapping is proven against the real TensorRT-RTX,
+building real engines, in ``tests/test_tensorrt_rtx_builder.py``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from blockbench.backends.tensorrt.diagnostics import EngineBuildError, OnnxParse
 from blockbench.backends.tensorrt.options import BuildOptions
 from blockbench.backends.tensorrt.settings import TensorRTSettings
 from blockbench.errors import ConfigError
-from tests.tensorrt_double import CACHE_MAGIC, PLAN_MAGIC, VERSIONS, Script, TensorRTDouble, install
+from tests.tensorrt_gpu_double import CACHE_MAGIC, PLAN_MAGIC, VERSIONS, Script, TensorRTDouble, install
 
 V10, V11 = VERSIONS
 
@@ -37,8 +42,9 @@ def build(
 ) -> tuple[TensorRTDouble, bytes, bytes | None]:
     double, bindings = install(monkeypatch, version, script)
     options = BuildOptions.resolve(TensorRTSettings(**settings), precision)
-    plan, cache = bindings.build_plan(onnx_file, options, saved_cache, bindings.Logger("warning"))
-    return double, plan, cache
+    built = bindings.build_plan(onnx_file, options, saved_cache, bindings.Logger("warning"))
+    assert built.network_layers == len(double.script.layers)
+    return double, built.plan, built.timing_cache
 
 
 def flags(double: TensorRTDouble, call: str) -> list[str]:
@@ -71,7 +77,7 @@ def test_weak_typing_on_10x_is_the_papers_fp32_graph_plus_flag(
 
 def test_weak_typing_on_11x_is_refused_even_past_check(monkeypatch, onnx_file) -> None:
     with pytest.raises(
-        ConfigError, match=re.escape("trt.typing=weak needs TensorRT < 11.0; installed: TensorRT 11.4.0.106")
+        ConfigError, match=re.escape("backend.typing=weak needs TensorRT < 11.0; chosen: TensorRT 11.4.0.106")
     ):
         build(monkeypatch, onnx_file, V11, typing="weak")
 
@@ -201,14 +207,14 @@ def test_build_failure_carries_tensorrts_errors(monkeypatch, onnx_file) -> None:
 def test_the_logger_routes_messages_and_keeps_errors(monkeypatch, caplog) -> None:
     double, bindings = install(monkeypatch, V10)
     logger = bindings.Logger("warning")
-    with caplog.at_level(logging.DEBUG, logger="blockbench.backends.tensorrt.bindings"):
+    with caplog.at_level(logging.DEBUG, logger="blockbench.backends.tensorrt.bindings_tensorrt"):
         logger.log(double.ILogger.VERBOSE, "tactic 17")
         logger.log(double.ILogger.WARNING, "weights below fp16 range")
         logger.log(double.ILogger.ERROR, "out of memory")
     assert "tactic 17" not in caplog.text and "weights below fp16 range" in caplog.text
     assert logger.errors == ["out of memory"]
     verbose = bindings.Logger("verbose")
-    with caplog.at_level(logging.INFO, logger="blockbench.backends.tensorrt.bindings"):
+    with caplog.at_level(logging.INFO, logger="blockbench.backends.tensorrt.bindings_tensorrt"):
         verbose.log(double.ILogger.VERBOSE, "tactic 18")
     assert "tactic 18" in caplog.text
 
@@ -218,5 +224,7 @@ def test_unsupported_setting_also_refused_inside_bindings(monkeypatch) -> None:
     monkeypatch.setattr(bindings, "VERSION", replace(bindings.VERSION, minor=7, text="10.7.0"))
     options = BuildOptions.resolve(TensorRTSettings(tiling_optimization_level="fast"), "fp16")
     config = double.Builder(bindings.Logger("warning")).create_builder_config()
-    with pytest.raises(ConfigError, match=re.escape("needs TensorRT >= 10.8; installed: TensorRT 10.7.0")):
+    with pytest.raises(
+        ConfigError, match=re.escape("needs TensorRT >= 10.8 or TensorRT-RTX >= 1.7; chosen: TensorRT 10.7.0")
+    ):
         bindings.configure(config, options)

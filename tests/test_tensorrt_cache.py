@@ -1,4 +1,9 @@
-"""Engine cache keys and invalidation, verified loading, atomic writes, the shared timing cache, load-or-build."""
+"""Engine cache keys and invalidation, verified loading, atomic writes, the shared timing cache, load-or-build.
+
+Load-or-build with real builds is tested against TensorRT-RTX in ``tests/test_tensorrt_rtx_builds.py``; here the
+GPU double stands in where an engine must be deserialized (hits, entries the runtime rejects) and for standard
+TensorRT's timing cache.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from blockbench.backends.tensorrt import library
 from blockbench.backends.tensorrt.cache import (
+    BuildTarget,
     EngineCache,
-    GpuIdentity,
     TimingCacheFile,
     atomic_write,
     engine_key,
@@ -20,9 +26,9 @@ from blockbench.backends.tensorrt.cache import (
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
 from blockbench.backends.tensorrt.engine import UNCACHED_PLAN_NAME, PreparedEngine, prepare_engine
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings
-from tests.tensorrt_double import CACHE_MAGIC, VERSIONS, Script, install
+from tests.tensorrt_gpu_double import CACHE_MAGIC, VERSIONS, Script, install
 
-GPU = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0")
+GPU = BuildTarget("NVIDIA H100 80GB HBM3", "9.0")
 DIGEST = "ab" * 32
 # A different, valid value for every setting.
 CHANGED = {
@@ -35,7 +41,11 @@ CHANGED = {
     "hardware_compatibility_level": "ampere_plus",
     "profiling_verbosity": "none",
     "timing_cache": False,
+    "library": "tensorrt_rtx",
+    "compute_capabilities": ["8.6"],
+    "name": "renamed",
     "engine_cache": False,
+    "runtime_cache": True,
     "cuda_graph": True,
     "layer_profile": True,
     "log_level": "verbose",
@@ -43,7 +53,7 @@ CHANGED = {
 
 
 def key(settings: TensorRTSettings | None = None, **changes: str) -> str:
-    parts = {"onnx_sha256": DIGEST, "precision": "fp16", "trt_version": "10.16.1.11", "gpu": GPU, **changes}
+    parts = {"onnx_sha256": DIGEST, "precision": "fp16", "trt_version": "10.16.1.11", "target": GPU, **changes}
     return engine_key(settings=settings or TensorRTSettings(), **parts)  # type: ignore[arg-type]
 
 
@@ -68,11 +78,12 @@ def test_run_only_settings_keep_the_key(name: str) -> None:
         {"precision": "bf16"},
         {"trt_version": "10.16.0.72"},
         {"trt_version": "11.4.0.106"},
-        {"gpu": GpuIdentity("NVIDIA H200", "9.0")},
-        {"gpu": GpuIdentity("NVIDIA H100 80GB HBM3", "8.0")},
+        {"target": BuildTarget("NVIDIA H200", "9.0")},
+        {"target": BuildTarget("NVIDIA H100 80GB HBM3", "8.0")},
+        {"target": BuildTarget("tensorrt_rtx", "8.6+8.9")},
     ],
 )
-def test_onnx_precision_version_and_gpu_change_the_key(change: dict[str, object]) -> None:
+def test_onnx_precision_version_and_target_change_the_key(change: dict[str, object]) -> None:
     assert key(**change) != key()  # type: ignore[arg-type]
 
 
@@ -176,8 +187,12 @@ def onnx_path(tmp_path: Path) -> Path:
 
 
 def prepare(onnx_path: Path, settings: TensorRTSettings | None = None, precision: str = "fp16") -> PreparedEngine:
+    """Load or build through the double's bindings, deserializing as a timed job on a GPU would."""
     root = onnx_path.parent.parent
-    return prepare_engine(onnx_path, settings or TensorRTSettings(), precision, GPU, root / "cache", onnx_path.parent)
+    bindings = library.load_bindings("tensorrt")  # the double, installed by the test
+    settings = settings or TensorRTSettings()
+    runtime = bindings.RuntimeOptions()
+    return prepare_engine(bindings, onnx_path, settings, precision, GPU, root / "cache", onnx_path.parent, runtime)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -1,11 +1,14 @@
 """Real TensorRT on a real GPU: tiny network built, serialized, cached, run, checked against PyTorch.
 
-Skipped (with the reason) where ``import tensorrt`` fails or no CUDA device exists; a user with TensorRT and a GPU
-runs them unchanged: ``python -m pytest -m tensorrt``.
+Runs for each library that imports and can run on this machine's GPU (standard TensorRT; TensorRT-RTX on compute
+capability 7.5, 8.x or 12.x) and skips, with the reason, otherwise; on a machine with TensorRT and such a GPU run
+them unchanged with ``python -m pytest -m gpu``. What needs no GPU is tested for real in
+``tests/test_tensorrt_rtx_builds.py``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -14,24 +17,45 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from blockbench import metric_names as names
+from blockbench.backends.tensorrt.library import LIBRARIES, load_bindings
 from blockbench.errors import ConfigError
 from blockbench.pipeline import PARITY_TOLERANCE, JobResult, plan_job, run_job
 from tests.conftest import TINY
 
-try:
-    import tensorrt
-except (ImportError, OSError) as exc:  # OSError: the wheel is there but its libraries are not
-    pytest.skip(f"import tensorrt failed ({exc}); install with pip install -e '.[tensorrt]'", allow_module_level=True)
-if not torch.cuda.is_available():
-    pytest.skip("TensorRT tests need a CUDA device; torch sees none", allow_module_level=True)
-
-pytestmark = pytest.mark.tensorrt
-MAJOR = int(tensorrt.__version__.split(".")[0])
-BASE = [*TINY, "backend=tensorrt", "hardware.device=cuda", "tracking.enabled=false"]
+pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt]
 
 
-def run(compose_cfg, *overrides: str) -> tuple[JobResult, DictConfig]:
-    cfg = compose_cfg(*BASE, *overrides)
+def _usable(library: str) -> str | None:
+    """Why ``library`` cannot be tested for real here, or None."""
+    try:
+        importlib.import_module(LIBRARIES[library].module)
+    except (ImportError, OSError) as exc:  # OSError: the wheel is there but its libraries are not
+        return f"import {LIBRARIES[library].module} failed ({exc})"
+    if not torch.cuda.is_available():
+        return "needs a CUDA device; torch sees none"
+    if LIBRARIES[library].builds_without_gpu:
+        major, minor = torch.cuda.get_device_capability()
+        runs_on = load_bindings(library).compute_capabilities()
+        if f"{major}.{minor}" not in runs_on:
+            return f"{LIBRARIES[library].label} does not run on compute capability {major}.{minor}"
+    return None
+
+
+@pytest.fixture(params=list(LIBRARIES))
+def library(request: pytest.FixtureRequest) -> str:
+    reason = _usable(request.param)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
+def base(library: str) -> list[str]:
+    return [*TINY, "backend=tensorrt", f"backend.library={library}", "hardware.device=cuda", "tracking.enabled=false"]
+
+
+def run(compose_cfg, library: str, *overrides: str) -> tuple[JobResult, DictConfig]:
+    cfg = compose_cfg(*base(library), *overrides)
     return run_job(cfg), cfg
 
 
@@ -39,84 +63,79 @@ def engines(cfg: DictConfig) -> list[Path]:
     return sorted((Path(cfg.cache_dir) / "tensorrt" / "engines").glob("*.engine"))
 
 
-def test_build_run_parity_then_cache_hit(compose_cfg) -> None:
-    first, cfg = run(compose_cfg, "precision=fp32")
-    assert first.tags["engine_cache"] == "miss" and first.tags["tensorrt_version"] == tensorrt.__version__
-    assert first.metrics["parity_max_rel_err"] <= PARITY_TOLERANCE["fp32"]
-    assert first.metrics["latency_ms_median"] > 0 and first.metrics["trt_builder_s"] > 0
+def major(library: str) -> int:
+    return int(importlib.import_module(LIBRARIES[library].module).__version__.split(".")[0])
+
+
+def test_build_run_parity_then_cache_hit(compose_cfg, library: str) -> None:
+    first, cfg = run(compose_cfg, library, "precision=fp32")
+    module = importlib.import_module(LIBRARIES[library].module)
+    assert first.tags["engine_cache"] == "miss" and first.tags["tensorrt_version"] == module.__version__
+    assert first.tags["tensorrt_library"] == library and "build_only" not in first.tags
+    assert first.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE["fp32"]
+    assert first.metrics[names.LATENCY_MEDIAN] > 0 and first.metrics[names.BUILDER_S] > 0
+    assert first.metrics[names.ENGINE_LAYERS] > 0 and first.metrics[names.NETWORK_LAYERS] > 0
     assert len(engines(cfg)) == 1 and (Path(cfg.work_dir) / "engine_layers.json").stat().st_size > 0
-    second, _ = run(compose_cfg, "precision=fp32")
-    assert second.tags["engine_cache"] == "hit" and "trt_builder_s" not in second.metrics
-    assert second.metrics["parity_max_rel_err"] <= PARITY_TOLERANCE["fp32"]
-    timing = list((Path(cfg.cache_dir) / "tensorrt" / "timing").glob("*.cache"))
-    assert len(timing) == 1 and timing[0].stat().st_size > 0
+    second, _ = run(compose_cfg, library, "precision=fp32")
+    assert second.tags["engine_cache"] == "hit" and names.BUILDER_S not in second.metrics
+    assert second.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE["fp32"]
 
 
-def test_a_corrupt_cached_engine_is_rebuilt(compose_cfg) -> None:
-    _, cfg = run(compose_cfg, "precision=tf32")
+def test_a_corrupt_cached_engine_is_rebuilt(compose_cfg, library: str) -> None:
+    _, cfg = run(compose_cfg, library, "precision=tf32")
     (plan,) = engines(cfg)
     data = bytearray(plan.read_bytes())
     data[len(data) // 2] ^= 0xFF
     plan.write_bytes(bytes(data))
-    again, _ = run(compose_cfg, "precision=tf32")
-    assert again.tags["engine_cache"] == "miss" and again.metrics["parity_max_rel_err"] <= PARITY_TOLERANCE["tf32"]
+    again, _ = run(compose_cfg, library, "precision=tf32")
+    assert again.tags["engine_cache"] == "miss"
+    assert again.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE["tf32"]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_strongly_typed_reduced_precision(compose_cfg, precision: str) -> None:
+def test_strongly_typed_reduced_precision(compose_cfg, library: str, precision: str) -> None:
     if precision == "bf16" and torch.cuda.get_device_capability() < (8, 0):
         pytest.skip("bf16 needs sm_80+")
-    result, _ = run(compose_cfg, f"precision={precision}")
+    result, _ = run(compose_cfg, library, f"precision={precision}")
     assert result.tags["trt_typing"] == "strong"
-    assert result.metrics["parity_max_rel_err"] <= PARITY_TOLERANCE[precision]
+    assert result.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE[precision]
 
 
-@pytest.mark.skipif(MAJOR >= 11, reason="weak typing (BuilderFlag.FP16) exists only in TensorRT 10.x")
-def test_weak_typing_fp32_graph_plus_fp16_flag(compose_cfg) -> None:
-    result, _ = run(compose_cfg, "precision=fp16", "trt.typing=weak")
-    assert result.tags["trt_typing"] == "weak"
-    assert result.metrics["parity_max_rel_err"] <= PARITY_TOLERANCE["fp16"]
-
-
-@pytest.mark.skipif(MAJOR < 11, reason="TensorRT 10.x still has weak typing")
-def test_weak_typing_is_refused_on_11x(compose_cfg) -> None:
-    with pytest.raises(ConfigError, match=re.escape("trt.typing=weak needs TensorRT < 11.0")):
-        plan_job(compose_cfg(*BASE, "precision=fp16", "trt.typing=weak"))
+def test_weak_typing_where_the_release_has_it(compose_cfg, library: str) -> None:
+    if library == "tensorrt" and major(library) < 11:
+        result, _ = run(compose_cfg, library, "precision=fp16", "backend.typing=weak")
+        assert result.tags["trt_typing"] == "weak"
+        assert result.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE["fp16"]
+        return
+    with pytest.raises(ConfigError, match=re.escape("backend.typing=weak needs TensorRT < 11.0")):
+        plan_job(compose_cfg(*base(library), "precision=fp16", "backend.typing=weak"))
 
 
 @pytest.mark.parametrize("mode", ["compute", "end_to_end"])
-def test_cuda_graph_replay(compose_cfg, mode: str) -> None:
-    result, _ = run(compose_cfg, "precision=fp16", "trt.cuda_graph=true", f"benchmark.mode={mode}")
+def test_cuda_graph_replay(compose_cfg, library: str, mode: str) -> None:
+    result, _ = run(compose_cfg, library, "precision=fp16", "backend.cuda_graph=true", f"benchmark.mode={mode}")
     assert result.tags["cuda_graph"] == "on"
-    assert result.metrics["parity_max_rel_err"] <= PARITY_TOLERANCE["fp16"]
+    expected = "library" if LIBRARIES[library].builds_without_gpu else "torch_capture"
+    assert result.tags["cuda_graph_mechanism"] == expected
+    assert result.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE["fp16"]
 
 
-def test_per_layer_profile_artifact(compose_cfg) -> None:
-    result, cfg = run(compose_cfg, "precision=fp16", "trt.layer_profile=true", "trt.engine_cache=false")
+def test_tensorrt_rtx_keeps_its_runtime_cache(compose_cfg) -> None:
+    reason = _usable("tensorrt_rtx")
+    if reason:
+        pytest.skip(reason)
+    first, cfg = run(compose_cfg, "tensorrt_rtx", "precision=fp16")
+    assert first.tags["runtime_cache"] == "miss"
+    saved = list((Path(cfg.cache_dir) / "tensorrt" / "runtime").glob("*.cache"))
+    assert len(saved) == 1 and saved[0].stat().st_size > 0
+    second, _ = run(compose_cfg, "tensorrt_rtx", "precision=fp16")
+    assert second.tags["runtime_cache"] == "hit"
+
+
+def test_per_layer_profile_artifact(compose_cfg, library: str) -> None:
+    result, cfg = run(
+        compose_cfg, library, "precision=fp16", "backend.layer_profile=true", "backend.engine_cache=false"
+    )
     assert result.tags["engine_cache"] == "off"
     report = json.loads((Path(cfg.work_dir) / "layer_profile.json").read_text())
     assert report["layers"] and report["sum_ms"] > 0
-
-
-def test_parser_errors_name_node_and_op(tmp_path: Path) -> None:
-    import onnx
-    from onnx import TensorProto, helper
-
-    from blockbench.backends.tensorrt import bindings
-    from blockbench.backends.tensorrt.diagnostics import OnnxParseError
-    from blockbench.backends.tensorrt.options import BuildOptions
-    from blockbench.backends.tensorrt.settings import TensorRTSettings
-
-    node = helper.make_node("NoSuchOp", ["x"], ["y"], name="mystery")
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-    )
-    path = tmp_path / "bad.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
-    options = BuildOptions.resolve(TensorRTSettings(), "fp32")
-    with pytest.raises(OnnxParseError) as info:
-        bindings.build_plan(path, options, None, bindings.Logger("error"))
-    assert "could not parse bad.onnx" in str(info.value) and "NoSuchOp" in str(info.value)

@@ -1,4 +1,9 @@
-"""Engine I/O metadata -> buffers, named-tensor binding, checked enqueue, layer reports and error texts."""
+"""Engine I/O metadata -> buffers, named-tensor binding, checked enqueue, layer reports and error texts.
+
+Running an engine needs a GPU, so execution is tested on the GPU double (``tests/tensorrt_gpu_double.py``), for
+standard TensorRT and for TensorRT-RTX's runtime (runtime config, built-in CUDA graph, runtime cache). The same
+paths run for real in ``tests/test_tensorrt_integration.py`` on a machine with a GPU the library runs on.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import torch
 
 from blockbench.backends.base import JobContext
 from blockbench.backends.tensorrt import TensorRTBackend, TensorRTStep, _pretty_json
+from blockbench.backends.tensorrt.cache import BuildTarget, TimingCacheFile
 from blockbench.backends.tensorrt.diagnostics import (
     EngineRuntimeError,
     LayerTimes,
@@ -19,9 +25,18 @@ from blockbench.backends.tensorrt.diagnostics import (
     format_parser_errors,
     unavailable_message,
 )
-from blockbench.backends.tensorrt.settings import TensorRTBackendSettings, TensorRTSettings
+from blockbench.backends.tensorrt.library import LIBRARIES
+from blockbench.backends.tensorrt.settings import TensorRTSettings
 from blockbench.backends.tensorrt.tensors import BufferSpec, TensorInfo, allocate, plan_input, plan_outputs
-from tests.tensorrt_double import PLAN_MAGIC, VERSIONS, Script, TensorRTDouble, install
+from tests.tensorrt_gpu_double import (
+    PLAN_MAGIC,
+    RTX_VERSION,
+    RUNTIME_CACHE_MAGIC,
+    VERSIONS,
+    Script,
+    TensorRTDouble,
+    install,
+)
 
 IO = [TensorInfo("input", True, (-1, 3, 64, 64), "float16"), TensorInfo("logits", False, (-1, 10), "float16")]
 
@@ -77,9 +92,11 @@ def ctx(tmp_path: Path, precision: str = "fp16") -> JobContext:
     return JobContext(torch.device("cpu"), precision, 1, 64, tmp_path, tmp_path / "cache", 0, pinned_memory=False)
 
 
-def engine_from_double(monkeypatch, version: str, script: Script) -> tuple[TensorRTDouble, Any]:
-    double, bindings = install(monkeypatch, version, script)
-    engine = bindings.deserialize(PLAN_MAGIC + b"{}", bindings.Logger("warning"))
+def engine_from_double(
+    monkeypatch, version: str, script: Script, library_name: str = "tensorrt", runtime: Any = None
+) -> tuple[TensorRTDouble, Any]:
+    double, bindings = install(monkeypatch, version, script, library_name)
+    engine = bindings.deserialize(PLAN_MAGIC + b"{}", bindings.Logger("warning"), runtime)
     assert engine is not None
     return double, engine
 
@@ -123,10 +140,10 @@ def test_layer_information_and_profile_artifacts(monkeypatch, tmp_path: Path) ->
     assert json.loads(engine.layer_information()) == {"Layers": ["conv1 + relu1", "pool", "gemm"]}
     assert str(double.calls_to("EngineInspector.get_engine_information")[0][0]) == "LayerInformationFormat.JSON"
     step = TensorRTStep(engine, torch.randn(1, 3, 64, 64), "compute", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
-    backend = TensorRTBackend(TensorRTBackendSettings(trt=TensorRTSettings(layer_profile=True)), ctx(tmp_path))
+    backend = TensorRTBackend(TensorRTSettings(layer_profile=True), ctx(tmp_path))
     backend.engine = engine
     extra = backend.after_benchmark(step)
-    assert extra.tags == {"cuda_graph": "off"}
+    assert extra.tags == {"cuda_graph": "off", "cuda_graph_mechanism": "none"}
     report = json.loads((tmp_path / "layer_profile.json").read_text())
     assert extra.engine_files == [tmp_path / "layer_profile.json"]
     assert report["iterations"] == 20 and [row["name"] for row in report["layers"]] == ["conv1 + relu1", "pool", "gemm"]
@@ -148,7 +165,7 @@ def test_parser_error_format() -> None:
             "ErrorCode.UNSUPPORTED_NODE", "Unsupported: Erf in bf16 ", 7, "/act/Erf", "Erf", ("gelu",), "x.cpp:3 f"
         ),
     ]
-    text = format_parser_errors(Path("/w/model.onnx"), issues, "10.16.1.11")
+    text = format_parser_errors(Path("/w/model.onnx"), issues, "TensorRT 10.16.1.11")
     assert text == (
         "TensorRT 10.16.1.11 could not parse model.onnx (1 error):\n"
         "  1. node 7 '/act/Erf' (Erf): UNSUPPORTED_NODE: Unsupported: Erf in bf16 [in local function gelu] "
@@ -158,13 +175,18 @@ def test_parser_error_format() -> None:
 
 
 def test_build_failure_without_logged_errors_says_how_to_see_more() -> None:
-    assert "trt.log_level=verbose" in format_build_failure(Path("m.onnx"), [], "11.4.0.106")
+    assert "backend.log_level=verbose" in format_build_failure(Path("m.onnx"), [], "11.4.0.106")
 
 
 def test_unavailable_message_has_problem_findings_and_install_command() -> None:
-    text = unavailable_message("import tensorrt failed (No module named 'tensorrt')", {"tensorrt": "not installed"})
-    assert text.startswith("backend=tensorrt cannot run here: import tensorrt failed")
+    problem = "import tensorrt failed (No module named 'tensorrt')"
+    text = unavailable_message(LIBRARIES["tensorrt"], problem, {"tensorrt": "not installed"})
+    assert text.startswith("backend=tensorrt backend.library=tensorrt cannot run here: import tensorrt failed")
     assert "Found: tensorrt: not installed." in text and 'pip install -e ".[tensorrt]"' in text and "cu12" in text
+    rtx = unavailable_message(
+        LIBRARIES["tensorrt_rtx"], "import tensorrt_rtx failed", {"tensorrt_rtx": "not installed"}
+    )
+    assert 'pip install -e ".[tensorrt-rtx]"' in rtx and "builds without a GPU" in rtx
 
 
 def test_layer_json_is_pretty_printed_when_it_parses() -> None:
@@ -173,8 +195,62 @@ def test_layer_json_is_pretty_printed_when_it_parses() -> None:
 
 def test_close_releases_the_tensorrt_objects(monkeypatch, tmp_path: Path) -> None:
     _, engine = engine_from_double(monkeypatch, VERSIONS[0], Script())
-    backend = TensorRTBackend(TensorRTBackendSettings(), ctx(tmp_path))
+    backend = TensorRTBackend(TensorRTSettings(), ctx(tmp_path))
     backend.engine = engine
     backend.close()
     assert backend.engine is None
     assert (engine.context, engine.engine, engine.runtime, engine._execute) == (None, None, None, None)
+
+
+class TestTensorRTRTXRuntime:
+    """TensorRT-RTX's runtime path: a runtime config per context, its own CUDA graph, its JIT runtime cache."""
+
+    def engine(self, monkeypatch, cuda_graph: bool, runtime_cache: bytes | None, script: Script | None = None):
+        install_double, bindings = install(monkeypatch, RTX_VERSION, script or Script(), "tensorrt_rtx")
+        options = bindings.RuntimeOptions(cuda_graph=cuda_graph, runtime_cache=runtime_cache)
+        engine = bindings.deserialize(PLAN_MAGIC + b"{}", bindings.Logger("warning"), options)
+        assert engine is not None
+        return install_double, engine
+
+    def test_builtin_cuda_graph_and_an_empty_runtime_cache(self, monkeypatch, tmp_path: Path) -> None:
+        double, engine = self.engine(monkeypatch, cuda_graph=True, runtime_cache=b"")
+        assert [str(a[0]) for a in double.calls_to("IRuntimeConfig.cuda_graph_strategy=")] == [
+            "CudaGraphStrategy.WHOLE_GRAPH_CAPTURE"
+        ]
+        assert double.calls_to("IRuntimeConfig.create_runtime_cache") == [()]
+        assert not double.calls_to("IRuntimeCache.deserialize")  # nothing saved yet: start empty
+        (config,) = double.calls_to("ICudaEngine.create_execution_context")[0]
+        assert type(config).__name__ == "RuntimeConfig" and engine.runtime_cache_status == "miss"
+        step = TensorRTStep(engine, torch.randn(1, 3, 64, 64), "compute", ctx(tmp_path), FakeStream(), True)  # type: ignore[arg-type]
+        assert (step.graph, step.graph_status, step.graph_mechanism) == (None, "on", "library")  # no torch capture
+        step()
+        assert len(double.calls_to("IExecutionContext.execute_async_v3")) == 2
+
+    def test_without_a_graph_the_strategy_is_disabled(self, monkeypatch) -> None:
+        double, engine = self.engine(monkeypatch, cuda_graph=False, runtime_cache=None)
+        assert [str(a[0]) for a in double.calls_to("IRuntimeConfig.cuda_graph_strategy=")] == [
+            "CudaGraphStrategy.DISABLED"
+        ]
+        assert not double.calls_to("IRuntimeConfig.create_runtime_cache") and engine.runtime_cache_bytes() is None
+        assert engine.runtime_cache_status == "off"
+
+    @pytest.mark.parametrize(("accepted", "status"), [(True, "hit"), (False, "miss")])
+    def test_a_saved_runtime_cache_is_offered_and_kept_only_if_accepted(
+        self, monkeypatch, accepted: bool, status: str
+    ) -> None:
+        saved = RUNTIME_CACHE_MAGIC + b"old kernels"
+        double, engine = self.engine(monkeypatch, False, saved, Script(runtime_cache_accepted=accepted))
+        assert double.calls_to("IRuntimeCache.deserialize") == [(saved,)] and engine.runtime_cache_status == status
+
+    def test_the_runtime_cache_is_persisted_after_the_benchmark(self, monkeypatch, tmp_path: Path) -> None:
+        _, engine = self.engine(monkeypatch, cuda_graph=False, runtime_cache=b"")
+        step = TensorRTStep(engine, torch.randn(1, 3, 64, 64), "compute", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
+        backend = TensorRTBackend(TensorRTSettings(library="tensorrt_rtx"), ctx(tmp_path))
+        backend.engine = engine
+        file = TimingCacheFile(
+            tmp_path / "runtime", RTX_VERSION, BuildTarget("NVIDIA GeForce RTX 4090", "8.9"), "tensorrt_rtx"
+        )
+        backend.runtime_cache = file
+        backend.after_benchmark(step)
+        assert file.path.name == "tensorrt_rtx-1.7.1.116-nvidia-geforce-rtx-4090-sm89.cache"
+        assert file.load() == RUNTIME_CACHE_MAGIC + b"kernels"

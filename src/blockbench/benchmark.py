@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from blockbench.backends.base import InferenceStep
 from blockbench.hardware import MemoryProbe, gpu_state
+from blockbench.metric_names import LATENCY_MEDIAN, LATENCY_P99
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,14 @@ class LatencyResult:
         mean = float(s.mean())
         return {
             "latency_ms_mean": mean,
-            "latency_ms_median": float(np.median(s)),
+            LATENCY_MEDIAN: float(np.median(s)),
             "latency_ms_min": float(s.min()),
             "latency_ms_max": float(s.max()),
             "latency_ms_std": float(s.std(ddof=1)) if s.size > 1 else 0.0,
             "latency_cov": float(s.std(ddof=1) / mean) if s.size > 1 and mean > 0 else 0.0,
             "latency_ms_p90": float(np.percentile(s, 90)),
             "latency_ms_p95": float(np.percentile(s, 95)),
-            "latency_ms_p99": float(np.percentile(s, 99)),
+            LATENCY_P99: float(np.percentile(s, 99)),
             "throughput_qps": float(1000.0 * self.batch_size / np.median(s)),
             "first_inference_ms": self.first_inference_ms,
             "iterations": float(s.size),
@@ -154,8 +155,8 @@ def measure(
         "benchmark: %d iterations in %.1f s, median %.3f ms, p99 %.3f ms, CoV %.2f%% (%s)",
         len(samples),
         seconds,
-        stats["latency_ms_median"],
-        stats["latency_ms_p99"],
+        stats[LATENCY_MEDIAN],
+        stats[LATENCY_P99],
         100 * stats["latency_cov"],
         timer.kind,
     )

@@ -8,7 +8,8 @@ Grammar: faults separated by ``;``, each ``STAGE[=ACTION][@KEY=VALUE,KEY=VALUE..
 
 * ``STAGE`` — a pipeline stage name (``model``, ``export``, ``build``, ``benchmark``, ``tracking``, ...).
 * ``ACTION`` — ``error`` (default: raise :class:`InjectedFault`), ``kill`` (SIGKILL this process, like
-  ``kill -9``), ``sigint`` (Ctrl-C), ``sigterm``.
+  ``kill -9``), ``sigint`` (Ctrl-C), ``sigterm``, ``unknown_op`` (append a node of an operator no runtime knows
+  to the job's exported ``model.onnx``, so the engine builder's own parser error is exercised).
 * ``KEY=VALUE`` — only jobs whose resolved config has these values (dot keys of leaf values, compared as
   strings).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -27,7 +29,23 @@ from omegaconf import OmegaConf
 from blockbench.errors import ConfigError
 
 ENV = "BLOCKBENCH_FAULT"
-ACTIONS = ("error", "kill", "sigint", "sigterm")
+ACTIONS = ("error", "kill", "sigint", "sigterm", "unknown_op")
+PLANTED_OP = "BlockbenchNoSuchOp"
+PLANTED_NODE = "planted_unknown_op"
+
+
+def plant_unknown_op(onnx_path: Path) -> None:
+    """Route the graph's first output through a node of an operator that does not exist (the file is a copy)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(onnx_path))
+    output = model.graph.output[0]
+    planted = f"{output.name}_planted"
+    model.graph.node.append(helper.make_node(PLANTED_OP, [output.name], [planted], name=PLANTED_NODE))
+    output.name = planted
+    onnx_path.unlink()
+    onnx.save(model, str(onnx_path))
 
 
 class InjectedFault(RuntimeError):
@@ -85,5 +103,7 @@ def inject(stage: str, cfg: Any) -> None:
             signal.raise_signal(signal.SIGINT)
         elif fault.action == "sigterm":
             signal.raise_signal(signal.SIGTERM)
+        elif fault.action == "unknown_op":
+            plant_unknown_op(Path(str(cfg.work_dir)) / "model.onnx")
         else:
             raise InjectedFault(f"injected fault at stage {stage} ({ENV})")

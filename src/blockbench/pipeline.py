@@ -27,6 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from blockbench import faults, preflight, resume
+from blockbench import metric_names as names
 from blockbench.backends import Backend, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
 from blockbench.cache import ContentCache
@@ -249,7 +250,7 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
             start = time.perf_counter()
             build = backend.build(model.to(ctx.dtype), onnx_path)
             step = None if ctx.build_only else backend.step(host_input, cfg.benchmark.mode)
-            metrics["build_s"] = time.perf_counter() - start
+            metrics[names.BUILD_S] = time.perf_counter() - start
         tags.update(build.tags)
         metrics.update(build.metrics)
         if step is None:  # build-only: the engine is the result; nothing is run, so no parity and no latency
@@ -258,8 +259,8 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
 
         def check_parity() -> None:
             abs_err, rel_err = _parity(step.output(), reference)
-            metrics["parity_max_abs_err"] = abs_err
-            metrics["parity_rel_l2_err"] = rel_err
+            metrics[names.PARITY_MAX_ABS] = abs_err
+            metrics[names.PARITY_REL_L2] = rel_err
             tolerance = PARITY_TOLERANCE[ctx.precision]
             log.info("parity: max abs %.3g, relative L2 %.3g (tolerance %.0e)", abs_err, rel_err, tolerance)
             if cfg.benchmark.check_parity and not rel_err <= tolerance:

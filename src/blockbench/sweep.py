@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from blockbench import interrupts, prebuild, preflight
+from blockbench import metric_names as names
 from blockbench.errors import BlockbenchError, ConfigError
 from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, run_job, run_name
 from blockbench.tracking import (
@@ -135,7 +136,7 @@ def task(cfg: DictConfig) -> dict[str, Any]:
             outcome.update(status="skipped", run_id=result.run_id, reason=result.skipped)
             print(f"{outcome['name']}: skipped, {result.skipped}", flush=True)
         else:
-            outcome.update(status="finished", run_id=result.run_id, median_ms=result.metrics.get("latency_ms_median"))
+            outcome.update(status="finished", run_id=result.run_id, median_ms=result.metrics.get(names.LATENCY_MEDIAN))
             _print_summary(cfg, result)
     except KeyboardInterrupt as exc:
         code = interrupts.exit_code(exc)

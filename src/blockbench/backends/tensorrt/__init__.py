@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from blockbench import metric_names as names
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
 from blockbench.backends.tensorrt.cache import BuildTarget, TimingCacheFile
 from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, unavailable_message
 from blockbench.backends.tensorrt.engine import prepare_engine
-from blockbench.backends.tensorrt.library import LIBRARIES, Library, library, load_bindings
+from blockbench.backends.tensorrt.library import LIBRARIES, Library, load_bindings
 from blockbench.backends.tensorrt.options import check_device, onnx_dtype
 from blockbench.backends.tensorrt.settings import TensorRTSettings, validate_settings
 from blockbench.backends.tensorrt.tensors import allocate, plan_input, plan_outputs
@@ -60,7 +61,7 @@ def _found(lib: Library) -> dict[str, str]:
 
 def bindings_for(name: str) -> ModuleType:
     """The bindings of library ``name``, turning a missing or broken install into one actionable error."""
-    lib = library(name)
+    lib = LIBRARIES[name]
     try:
         return load_bindings(name)
     except (ImportError, OSError) as exc:
@@ -75,7 +76,7 @@ def gpu_identity(device: torch.device) -> BuildTarget:
 
 def build_target(settings: TensorRTSettings, ctx: JobContext) -> BuildTarget:
     """What the engine is built for: this GPU (standard TensorRT), or the chosen compute capabilities (RTX)."""
-    if library(settings.library).builds_without_gpu:
+    if LIBRARIES[settings.library].builds_without_gpu:
         return BuildTarget(
             name=settings.library, compute_capability="+".join(settings.compute_capabilities) or "default"
         )
@@ -106,7 +107,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def check(cls, settings: TensorRTSettings, ctx: JobContext) -> None:
         validate_settings(settings)
-        lib = library(settings.library)
+        lib = LIBRARIES[settings.library]
         if not ctx.is_cuda and not lib.builds_without_gpu:
             problem = f"it needs a CUDA device and this job has hardware.device={ctx.device}"
             raise BackendUnavailableError(unavailable_message(lib, problem, _found(lib)))
@@ -171,11 +172,11 @@ class TensorRTBackend(Backend):
         )
         self.engine = prepared.engine
         files = [prepared.plan_path]
-        metrics = {"engine_size_mb": prepared.plan_bytes / 2**20}
+        metrics = {names.ENGINE_SIZE_MB: prepared.plan_bytes / 2**20}
         if prepared.network_layers is not None:
-            metrics["network_layers"] = float(prepared.network_layers)
+            metrics[names.NETWORK_LAYERS] = float(prepared.network_layers)
         if prepared.builder_s is not None:
-            metrics["trt_builder_s"] = prepared.builder_s
+            metrics[names.BUILDER_S] = prepared.builder_s
         tags = {
             "engine_cache": prepared.cache,
             "tensorrt_library": settings.library,
@@ -187,7 +188,7 @@ class TensorRTBackend(Backend):
             layer_info = self.ctx.work_dir / LAYER_INFO_NAME
             layer_info.write_text(_pretty_json(self.engine.layer_information()))
             files.append(layer_info)
-            metrics["engine_layers"] = float(self.engine.num_layers)
+            metrics[names.ENGINE_LAYERS] = float(self.engine.num_layers)
             tags["runtime_cache"] = self.engine.runtime_cache_status
         tags.update(_warning_tags(prepared.warnings))
         return BuildResult(engine_files=files, tags=tags, metrics=metrics)

@@ -220,10 +220,10 @@ def _attach_timing_cache(config: trt.IBuilderConfig, saved: bytes | None) -> trt
     cache = _timing_cache(config, saved or b"")
     if cache is None or not config.set_timing_cache(cache, False):
         if saved:
-            log.warning("timing cache: the saved cache does not fit TensorRT %s on this GPU; starting empty", VERSION)
+            log.warning("timing cache: the saved cache does not fit %s on this GPU; starting empty", VERSION.label)
         cache = config.create_timing_cache(b"")
         if not config.set_timing_cache(cache, False):
-            raise EngineBuildError(f"TensorRT {VERSION} refused an empty timing cache")
+            raise EngineBuildError(f"{VERSION.label} refused an empty timing cache")
     return cache
 
 
@@ -259,7 +259,7 @@ def build_plan(onnx_path: Path, options: BuildOptions, saved_cache: bytes | None
     parser: trt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         issues = [_parser_issue(parser.get_error(index)) for index in range(parser.num_errors)]
-        raise OnnxParseError(format_parser_errors(onnx_path, issues, str(VERSION)))
+        raise OnnxParseError(format_parser_errors(onnx_path, issues, VERSION.label))
     config: trt.IBuilderConfig = builder.create_builder_config()
     configure(config, options)
     cache: trt.ITimingCache | None = _attach_timing_cache(config, saved_cache) if options.timing_cache else None
@@ -269,7 +269,7 @@ def build_plan(onnx_path: Path, options: BuildOptions, saved_cache: bytes | None
     if progress.cancelled:
         raise KeyboardInterrupt
     if plan is None:
-        raise EngineBuildError(format_build_failure(onnx_path, logger.errors[logged_before:], str(VERSION)))
+        raise EngineBuildError(format_build_failure(onnx_path, logger.errors[logged_before:], VERSION.label))
     return BuiltPlan(
         plan=bytes(plan),
         timing_cache=None if cache is None else bytes(cache.serialize()),
@@ -315,32 +315,32 @@ class Engine:
     def _runtime_config(self, options: RuntimeOptions) -> Any:
         """TensorRT-RTX: its own CUDA graphs and the cache of kernels it compiles just in time, for the context."""
         if supports(VERSION, "runtime_cache"):
-            config: trt.IRuntimeConfig = self.engine.create_runtime_config()
+            runtime_config: trt.IRuntimeConfig = self.engine.create_runtime_config()
             if options.cuda_graph:
-                config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+                runtime_config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
                 self.builtin_cuda_graph = True
             else:
-                config.cuda_graph_strategy = trt.CudaGraphStrategy.DISABLED
+                runtime_config.cuda_graph_strategy = trt.CudaGraphStrategy.DISABLED
             if options.runtime_cache is not None:
-                cache: trt.IRuntimeCache = config.create_runtime_cache()
-                loaded = bool(options.runtime_cache) and cache.deserialize(options.runtime_cache)
+                kernels: trt.IRuntimeCache = runtime_config.create_runtime_cache()
+                loaded = bool(options.runtime_cache) and kernels.deserialize(options.runtime_cache)
                 if options.runtime_cache and not loaded:
                     log.warning(
                         "runtime cache: %s rejects the saved cache (other release or GPU); starting empty",
                         VERSION.label,
                     )
-                if not config.set_runtime_cache(cache):
+                if not runtime_config.set_runtime_cache(kernels):
                     raise EngineRuntimeError(format_runtime_failure("set_runtime_cache", self.logger.errors))
-                self._runtime_cache = cache
+                self._runtime_cache = kernels
                 self.runtime_cache_status = "hit" if loaded else "miss"
-            return config
+            return runtime_config
         raise feature_error(VERSION, "runtime_cache")
 
     def runtime_cache_bytes(self) -> bytes | None:
         """The runtime cache's contents (kernels compiled so far), to persist; None when no cache is in use."""
         if supports(VERSION, "runtime_cache"):
-            cache: trt.IRuntimeCache | None = self._runtime_cache
-            return None if cache is None else bytes(cache.serialize())
+            kernels: trt.IRuntimeCache | None = self._runtime_cache
+            return None if kernels is None else bytes(kernels.serialize())
         return None
 
     @property

@@ -42,10 +42,10 @@ class ParserIssue:
     source: str = ""  # parser source location (file:line function), for bug reports
 
 
-def format_parser_errors(onnx_path: Path, issues: Sequence[ParserIssue], trt_version: str) -> str:
+def format_parser_errors(onnx_path: Path, issues: Sequence[ParserIssue], release: str) -> str:
     """Every parser error as one line: where (node index, name, op), what (code, message)."""
     count = f"{len(issues)} error{'s' if len(issues) != 1 else ''}"
-    lines = [f"TensorRT {trt_version} could not parse {onnx_path.name} ({count}):"]
+    lines = [f"{release} could not parse {onnx_path.name} ({count}):"]
     for number, issue in enumerate(issues, 1):
         if issue.node >= 0:
             name = f" {issue.node_name!r}" if issue.node_name else ""
@@ -62,9 +62,9 @@ def format_parser_errors(onnx_path: Path, issues: Sequence[ParserIssue], trt_ver
     return "\n".join(lines)
 
 
-def format_build_failure(onnx_path: Path, errors: Sequence[str], trt_version: str) -> str:
+def format_build_failure(onnx_path: Path, errors: Sequence[str], release: str) -> str:
     """Why ``build_serialized_network`` returned nothing, from the errors TensorRT logged."""
-    head = f"TensorRT {trt_version} could not build an engine from {onnx_path.name}"
+    head = f"{release} could not build an engine from {onnx_path.name}"
     if not errors:
         return f"{head}, and logged no error; set backend.log_level=verbose to see the builder's log"
     return head + ":\n" + "\n".join(f"  - {error.strip()}" for error in errors[-10:])

@@ -75,11 +75,6 @@ _loaded: dict[str, ModuleType] = {}
 _binding: tuple[Library, ModuleType] | None = None
 
 
-def library(name: str) -> Library:
-    """The library named by ``backend.library`` (the settings check has already refused unknown names)."""
-    return LIBRARIES[name]
-
-
 def module_to_bind() -> tuple[Library, ModuleType]:
     """Called by ``bindings.py`` while :func:`load_bindings` executes it: the library it is being bound to."""
     if _binding is None:

@@ -1,4 +1,10 @@
-"""A recording test double of the ``tensorrt`` module, limited to one release's real API surface.
+"""A recording test double of the ``tensorrt`` module, for what no real library can show on a machine without a GPU.
+
+What TensorRT-RTX does without a GPU -- parse, configure, build, cache, refuse -- is tested against the real
+library (``tests/test_tensorrt_builder.py``, ``tests/test_tensorrt_rtx_builds.py``). This double stands in for the
+rest: running an engine (named tensors, ``execute_async_v3``, CUDA graphs, the per-layer profiler, deserialization
+results), and standard TensorRT 10.x / 11.x, whose wheels install nowhere here (their release-specific builder calls:
+weak typing, the timing cache's merge).
 
 Built from ``tests/data/tensorrt_api/tensorrt-<version>.json`` (read from the real bindings wheels): a name the
 release lacks raises ``AttributeError`` exactly as the bindings would (``trt.BuilderFlag.FP16`` on 11.x), every call
@@ -9,8 +15,6 @@ calls, never speed or numerics: nothing runs on a GPU.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 import types
@@ -20,13 +24,19 @@ from typing import Any
 
 import pytest
 
+from blockbench.backends.tensorrt import library
+
 SURFACES = Path(__file__).parent / "data" / "tensorrt_api"
 VERSIONS = ("10.16.1.11", "11.4.0.106")
+RTX_VERSION = "1.7.1.116"
+RUNTIME_CACHE_MAGIC = b"TRT-DOUBLE-RUNTIME-CACHE\n"
 PLAN_MAGIC = b"TRT-DOUBLE-PLAN\n"
 CACHE_MAGIC = b"TRT-DOUBLE-TIMING\n"
 
 ENUMS = (
     "BuilderFlag",
+    "ComputeCapability",
+    "CudaGraphStrategy",
     "DataType",
     "ErrorCode",
     "HardwareCompatibilityLevel",
@@ -40,8 +50,8 @@ ENUMS = (
 SEVERITIES = ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE")
 
 
-def load_surface(version: str) -> dict[str, Any]:
-    return json.loads((SURFACES / f"tensorrt-{version}.json").read_text())
+def load_surface(version: str, library_name: str = "tensorrt") -> dict[str, Any]:
+    return json.loads((SURFACES / f"{library_name}-{version}.json").read_text())
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Script:
         default_factory=lambda: [("input", "INPUT", (1, 3, 64, 64), "FLOAT"), ("logits", "OUTPUT", (1, 10), "FLOAT")]
     )
     execute_ok: bool = True
+    runtime_cache_accepted: bool = True
     layers: list[str] = field(default_factory=lambda: ["conv1 + relu1", "gemm"])
 
 
@@ -144,6 +155,10 @@ class BuilderConfig(Recorded):
 
 class Network(Recorded):
     surface = "INetworkDefinition"
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._double.script.layers)
 
 
 class ParserError(Recorded):
@@ -259,6 +274,33 @@ class ExecutionContext(Recorded):
         return self._double.script.execute_ok
 
 
+class RuntimeCache(Recorded):
+    """TensorRT-RTX's ``IRuntimeCache``: kernels compiled just in time, serialized to persist them."""
+
+    surface = "IRuntimeCache"
+
+    def deserialize(self, blob: bytes) -> bool:
+        data = bytes(blob)
+        self._double.record("IRuntimeCache.deserialize", data)
+        return self._double.script.runtime_cache_accepted and data.startswith(RUNTIME_CACHE_MAGIC)
+
+    def serialize(self) -> HostMemory:
+        self._double.record("IRuntimeCache.serialize")
+        return HostMemory(RUNTIME_CACHE_MAGIC + b"kernels")
+
+
+class RuntimeConfig(Recorded):
+    surface = "IRuntimeConfig"
+
+    def create_runtime_cache(self) -> RuntimeCache:
+        self._double.record("IRuntimeConfig.create_runtime_cache")
+        return RuntimeCache(self._double)
+
+    def set_runtime_cache(self, cache: RuntimeCache) -> bool:
+        self._double.record("IRuntimeConfig.set_runtime_cache", cache)
+        return True
+
+
 class Inspector(Recorded):
     surface = "EngineInspector"
 
@@ -293,8 +335,13 @@ class CudaEngine(Recorded):
     def get_tensor_dtype(self, name: str) -> EnumValue:
         return self._double.enum("DataType", self._io(name)[3])
 
-    def create_execution_context(self) -> ExecutionContext:
+    def create_execution_context(self, *config: RuntimeConfig) -> ExecutionContext:
+        self._double.record("ICudaEngine.create_execution_context", *config)
         return ExecutionContext(self._double)
+
+    def create_runtime_config(self) -> RuntimeConfig:
+        self._double.record("ICudaEngine.create_runtime_config")
+        return RuntimeConfig(self._double)
 
     def create_engine_inspector(self) -> Inspector:
         return Inspector(self._double)
@@ -324,9 +371,9 @@ class TensorRTDouble(types.ModuleType):
 
     current: TensorRTDouble
 
-    def __init__(self, version: str, script: Script | None = None) -> None:
-        super().__init__("tensorrt")
-        surface = load_surface(version)
+    def __init__(self, version: str, script: Script | None = None, library_name: str = "tensorrt") -> None:
+        super().__init__(library_name)
+        surface = load_surface(version, library_name)
         self.__version__ = version
         self.script = script or Script()
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -342,6 +389,8 @@ class TensorRTDouble(types.ModuleType):
             "IExecutionContext": ExecutionContext,
             "EngineInspector": Inspector,
             "ParserError": ParserError,
+            "IRuntimeConfig": RuntimeConfig,
+            "IRuntimeCache": RuntimeCache,
         }
         for name, members in surface["names"].items():
             if name in ENUMS:
@@ -380,15 +429,12 @@ class TensorRTDouble(types.ModuleType):
         return [args for called, args in self.calls if called == name]
 
 
-def install(monkeypatch: pytest.MonkeyPatch, version: str, script: Script | None = None) -> tuple[TensorRTDouble, Any]:
-    """Import ``blockbench.backends.tensorrt.bindings`` against a fresh double; undone at test teardown."""
-    double = TensorRTDouble(version, script)
-    monkeypatch.setitem(sys.modules, "tensorrt", double)
-    package = importlib.import_module("blockbench.backends.tensorrt")
-    spec = importlib.util.find_spec("blockbench.backends.tensorrt.bindings")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(package, "bindings", module, raising=False)
-    return double, module
+def install(
+    monkeypatch: pytest.MonkeyPatch, version: str, script: Script | None = None, library_name: str = "tensorrt"
+) -> tuple[TensorRTDouble, Any]:
+    """The bindings of ``library_name`` executed against a fresh double of it; undone at test teardown."""
+    double = TensorRTDouble(version, script, library_name)
+    monkeypatch.setitem(sys.modules, library.LIBRARIES[library_name].module, double)
+    monkeypatch.setattr(library, "_loaded", {})  # bindings are executed again, against the double
+    monkeypatch.delitem(sys.modules, f"blockbench.backends.tensorrt.bindings_{library_name}", raising=False)
+    return double, library.load_bindings(library_name)

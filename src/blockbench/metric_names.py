@@ -1,0 +1,16 @@
+"""Names of the metrics a run logs that code outside their writer reads (summaries, tests).
+
+One home for each name: the writer and every reader import it from here, so a rename cannot silently leave a
+reader behind (a reader of a name nobody writes fails on import, not on the first machine with that backend).
+"""
+
+LATENCY_MEDIAN = "latency_ms_median"
+LATENCY_P99 = "latency_ms_p99"
+PARITY_MAX_ABS = "parity_max_abs_err"
+PARITY_REL_L2 = "parity_rel_l2_err"
+BUILD_S = "build_s"
+EXPORT_S = "export_s"
+ENGINE_SIZE_MB = "engine_size_mb"  # MiB of the serialized engine
+ENGINE_LAYERS = "engine_layers"  # layers of the built engine, after fusion (needs a deserialized engine)
+NETWORK_LAYERS = "network_layers"  # layers of the parsed network, before fusion
+BUILDER_S = "trt_builder_s"  # TensorRT's build_serialized_network alone, when this run built the engine
