@@ -1,9 +1,11 @@
-"""Print (and optionally write) a Markdown table of median latencies from an MLflow store.
+"""Print (and optionally write) a Markdown table of median latencies, or of chosen metrics, from an MLflow store.
 
 Rows are configs (block, norm, act, resolution, precision); columns are one per value of ``--column`` (a logged
-param such as ``backend.mode``). Used to turn a GPU sweep into the committed tables under ``docs/``.
+param such as ``backend.mode``), or with ``--metrics`` one per metric (the newest run of each config). Used to turn
+a sweep into the committed tables under ``docs/``.
 
     python benchmarks/runs_table.py --tracking-uri sqlite:///mlflow.db --column backend.mode --out docs/x.md
+    python benchmarks/runs_table.py --tracking-uri sqlite:///mlflow.db --metrics engine_size_mb,trt_builder_s
 """
 
 from __future__ import annotations
@@ -42,10 +44,22 @@ def table(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     return pivot.sort_values(["resolution", "precision", "norm", "act", "_order"]).drop(columns="_order")
 
 
+def metrics_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per config (its newest run), one column per metric; a metric a run lacks is NaN, shown as —."""
+    frame = pd.DataFrame({key: runs[f"tags.{key}"] for key in KEYS})
+    for metric in metrics:
+        frame[metric] = runs.get(f"metrics.{metric}")
+    frame["start"] = runs["start_time"]
+    frame = frame.sort_values("start").groupby(KEYS, as_index=False).last().drop(columns="start")
+    frame["_order"] = frame["block"].map(BLOCK_ORDER)
+    frame["resolution"] = frame["resolution"].astype(int)
+    return frame.sort_values(["resolution", "precision", "_order", "norm", "act"]).drop(columns="_order")
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     def cell(value: object) -> str:
         if isinstance(value, float):
-            return "—" if pd.isna(value) else f"{value:.3f}"
+            return "—" if pd.isna(value) else (f"{value:.0f}" if value.is_integer() else f"{value:.3f}")
         return str(value)
 
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
@@ -58,10 +72,11 @@ def main() -> None:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--experiment", default="blockbench")
     parser.add_argument("--column", default="backend.mode")
+    parser.add_argument("--metrics", help="comma-separated metric names: tabulate these instead of latencies")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     runs = load_runs(args.tracking_uri, args.experiment)
-    result = table(runs, args.column)
+    result = metrics_table(runs, args.metrics.split(",")) if args.metrics else table(runs, args.column)
     markdown = to_markdown(result)
     print(markdown)
     env = runs.iloc[0]

@@ -187,6 +187,7 @@ class SyntheticStore:
         latency_ms: float | None,
         mode: str = "eager",
         device: str = SYNTHETIC_DEVICE,
+        build_only: bool = False,
     ) -> str:
         tags = {
             "mlflow.parentRunId": parent,
@@ -217,6 +218,12 @@ class SyntheticStore:
         }
         for key, value in params.items():
             self.client.log_param(run_id, key, value)
+        if build_only:  # an engine built for GPUs the machine did not have: FINISHED, no latency
+            self.client.set_tag(run_id, "build_only", "true")
+            self.client.log_metric(run_id, "engine_size_mb", 20.8)
+            self.client.log_metric(run_id, "params_count", 1000.0)
+            self.client.set_terminated(run_id, "FINISHED")
+            return run_id
         if latency_ms is None:  # a job that failed after its run existed
             self.client.set_tag(run_id, "error", "RuntimeError: synthetic failure")
             self.client.set_terminated(run_id, "FAILED")
@@ -279,6 +286,21 @@ def test_synthetic_cells_failed_and_missing_are_never_zero(
     assert raw.loc[("ResNet", "LN", "ReLU"), "FP16 torch eager (ms)"] is None
     values = pd.concat([t.display.iloc[:, 6:] for t in tables.values()]).to_numpy().ravel()
     assert not any(v in ("0", "0.000", 0) for v in values)
+
+
+def test_build_only_cells_say_built_not_timed_never_failed_or_zero(tmp_path: Path) -> None:
+    store = SyntheticStore(tmp_path)
+    parent = store.parent("sweep with build-only runs")
+    store.child(parent, "mobilenet", "bn", "relu", 64, "fp16", 1.0)
+    store.child(parent, "mobilenet", "ln", "relu", 64, "fp16", None, build_only=True)
+    store.child(parent, "vgg", "bn", "relu", 64, "fp16", None)  # a real failure stays FAILED
+    runs = load_runs(store.uri, "blockbench")
+    (table,) = build_tables(runs)
+    shown = table.display.set_index(["Architecture", "Norm", "Act"])["FP16 torch (ms)"]
+    assert shown[("MobileNet", "LN", "ReLU")] == "built, not timed"
+    assert shown[("VGG", "BN", "ReLU")] == "FAILED" and shown[("MobileNet", "BN", "ReLU")] == "1.000"
+    raw = table.raw.set_index(["Architecture", "Norm", "Act"])["FP16 torch (ms)"]
+    assert raw[("MobileNet", "LN", "ReLU")] == "built, not timed"
 
 
 def test_synthetic_findings_match_hand_arithmetic(synthetic: tuple[SyntheticStore, str]) -> None:

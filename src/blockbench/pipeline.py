@@ -237,10 +237,10 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         with stages("export"):
             start = time.perf_counter()
             onnx_path, cache_hit = _cached_export(plan, model, host_input)
-            metrics["export_s"] = time.perf_counter() - start
+            metrics[names.EXPORT_S] = time.perf_counter() - start
         tags["export_cache"] = "hit" if cache_hit else "miss"
     else:
-        metrics["export_s"] = 0.0
+        metrics[names.EXPORT_S] = 0.0
         tags["onnx_export"] = "skipped (backend runs the PyTorch module)"
 
     probe = MemoryProbe(ctx.device)

@@ -169,28 +169,24 @@ def task(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _print_summary(cfg: DictConfig, result: JobResult) -> None:
-    m = result.metrics
-    if result.tags.get("build_only") == "true":
-        lines = [
-            f"{run_name(cfg)}: {m['params_count'] / 1e6:.2f} M params, {m['macs'] / 1e9:.2f} GMACs",
-            f"  built, not timed ({result.tags.get('build_only_reason')})",
-            f"  engine {m.get('engine_size_mb', float('nan')):.1f} MB, build {m['build_s']:.1f} s "
-            f"({result.tags.get('engine_cache', 'no engine cache')}), export {m['export_s']:.1f} s "
-            f"({result.tags.get('export_cache', 'no export')})",
+    m, tags = result.metrics, result.tags
+    lines = [f"{run_name(cfg)}: {m['params_count'] / 1e6:.2f} M params, {m['macs'] / 1e9:.2f} GMACs"]
+    if tags.get("build_only") == "true":  # an engine and its build facts, no latency (docs/tensorrt.md)
+        lines += [
+            f"  built, not timed ({tags.get('build_only_reason')})",
+            f"  engine {m.get(names.ENGINE_SIZE_MB, float('nan')):.1f} MiB, build {m[names.BUILD_S]:.1f} s "
+            f"(engine cache {tags.get('engine_cache', 'not used')}), export {m[names.EXPORT_S]:.1f} s "
+            f"({tags.get('export_cache', 'no export')})",
         ]
-        if result.run_id:
-            lines.append(f"  MLflow run {result.run_id}: {ui_hint(cfg.tracking.uri)}")
-        print("\n".join(lines), flush=True)
-        return
-    lines = [
-        f"{run_name(cfg)}: {m['params_count'] / 1e6:.2f} M params, {m['macs'] / 1e9:.2f} GMACs",
-        f"  latency median {m['latency_ms_median']:.3f} ms, p99 {m['latency_ms_p99']:.3f} ms, "
-        f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
-        f"{result.tags.get('timer')})",
-        f"  parity max abs err {m['parity_max_abs_err']:.3g}, build {m['build_s']:.1f} s, "
-        f"export {m['export_s']:.1f} s ({result.tags.get('export_cache', 'no export')}), "
-        f"peak memory {m['peak_memory_mb']:.0f} MB",
-    ]
+    else:
+        lines += [
+            f"  latency median {m[names.LATENCY_MEDIAN]:.3f} ms, p99 {m[names.LATENCY_P99]:.3f} ms, "
+            f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
+            f"{tags.get('timer')})",
+            f"  parity max abs err {m[names.PARITY_MAX_ABS]:.3g}, build {m[names.BUILD_S]:.1f} s, "
+            f"export {m[names.EXPORT_S]:.1f} s ({tags.get('export_cache', 'no export')}), "
+            f"peak memory {m['peak_memory_mb']:.0f} MB",
+        ]
     if result.run_id:
         lines.append(f"  MLflow run {result.run_id}: {ui_hint(cfg.tracking.uri)}")
     print("\n".join(lines), flush=True)

@@ -134,7 +134,8 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
         f"- Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by "
         f"`{' '.join(shlex.quote(a) for a in ['python', '-m', 'blockbench.report', *sys.argv[1:]])}`",
         "",
-        "Missing cells: `—` = configuration not run, `FAILED` = every run of it failed; never shown as 0.",
+        "Missing cells: `—` = configuration not run, `FAILED` = every run of it failed, `built, not timed` = an "
+        "engine was built (e.g. TensorRT-RTX on a machine without a GPU it runs on) but never run; never shown as 0.",
         "",
         "## Tables (paper layout)",
         "",

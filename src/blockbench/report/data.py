@@ -70,6 +70,8 @@ IGNORED_PARAMS = (
 BARE_VALUE_KEYS = ("backend.mode", "benchmark.mode", "hardware.device", "device_name")
 
 OK, FAILED, NOT_RUN = "ok", "failed", "not run"
+BUILT = "built"  # every FINISHED run of the cell was build-only: an engine, no latency (never a failure, never 0)
+BUILT_MARK = "built, not timed"
 
 
 def order_key(axis: str, value: Any) -> tuple[int, Any]:
@@ -279,6 +281,7 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "start_time": run.get("start_time"),
             "error": run.get("tags.error"),
             "error_stage": run.get("tags.error_stage"),
+            "build_only": run.get("tags.build_only") == "true",
             "device_name": run.get("tags.device_name"),
             "git_commit": run.get("tags.git_commit"),
             "parent_run_id": run.get(f"tags.{PARENT_TAG}"),
@@ -338,7 +341,8 @@ def make_label(row: pd.Series, keys: Sequence[str]) -> str:
 def cells(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per (axes, label): the metric's median over FINISHED repeats, run counts and a cell state.
 
-    A cell with no FINISHED run but a FAILED/KILLED one is ``failed``; its value stays NaN (never zero).
+    A cell with no FINISHED run but a FAILED/KILLED one is ``failed``; one whose FINISHED runs are all build-only
+    (an engine built for GPUs the machine did not have) is ``built``; either way its value stays NaN (never zero).
     """
     out = []
     for key, group in frame.groupby([*AXES, "label"], dropna=False):
@@ -349,7 +353,7 @@ def cells(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
             value=float(values.median()) if len(values) else math.nan,
             n_runs=len(values),
             n_failed=int((group["status"] != "FINISHED").sum()),
-            state=OK if len(values) else FAILED,
+            state=OK if len(values) else (BUILT if len(done) and done["build_only"].all() else FAILED),
             params_count=_mode(done.get("params_count")),
             macs=_mode(done.get("macs")),
             error=next((e for e in group["error"] if e), None),

@@ -1,7 +1,7 @@
 """Grouped-bar figures like the paper's Figures 3–5: one figure per resolution, one panel per engine and
 precision, architectures on the x axis, one bar per norm/activation pair.
 
-Missing bars are labelled on the axis (``not run`` / ``FAILED``) rather than drawn at zero.
+Missing bars are labelled on the axis (``not run`` / ``FAILED`` / ``built, not timed``) rather than drawn at zero.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from matplotlib.patches import Patch
 from blockbench.report.data import (
     ACT_NAMES,
     BLOCK_NAMES,
+    BUILT,
+    BUILT_MARK,
     FAILED,
     NORM_NAMES,
     PRECISION_NAMES,
@@ -73,12 +75,15 @@ def _panel(ax: plt.Axes, grid: pd.DataFrame, blocks: list[str], pairs: list[tupl
         for i, block in enumerate(blocks):
             x = i - 0.4 + width * (j + 0.5)
             hit = grid[(grid["block"] == block) & (grid["norm"] == pair[0]) & (grid["act"] == pair[1])]
-            if hit.empty or (hit.iloc[0]["state"] != FAILED and math.isnan(hit.iloc[0]["value"])):
+            if hit.empty or (hit.iloc[0]["state"] not in (FAILED, BUILT) and math.isnan(hit.iloc[0]["value"])):
                 ax.text(x, base, "not run", rotation=90, ha="center", va="bottom", fontsize=7, color="#777777")
                 continue
             cell = hit.iloc[0]
             if cell["state"] == FAILED:
                 ax.text(x, base, "FAILED", rotation=90, ha="center", va="bottom", fontsize=7, color="#b00000")
+                continue
+            if cell["state"] == BUILT:
+                ax.text(x, base, BUILT_MARK, rotation=90, ha="center", va="bottom", fontsize=7, color="#1f5fa0")
                 continue
             value = float(cell["value"])
             ax.bar(x, value, width * 0.92, color=_colour(pair, j), edgecolor="white", linewidth=0.5)

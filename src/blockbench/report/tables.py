@@ -1,7 +1,8 @@
 """The paper's Tables 1–3 rebuilt from our runs: one table per resolution, one latency column per precision and
 engine, optionally the paper's own numbers beside ours.
 
-A cell is a number, ``FAILED`` (every run of it failed) or ``—`` (never run); never a zero.
+A cell is a number, ``FAILED`` (every run of it failed), ``built, not timed`` (an engine built, for GPUs the
+measuring machine did not have) or ``—`` (never run); never a zero.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pandas as pd
 from blockbench.report.data import (
     ACT_NAMES,
     BLOCK_NAMES,
+    BUILT,
+    BUILT_MARK,
     FAILED,
     NORM_NAMES,
     PRECISION_NAMES,
@@ -129,6 +132,8 @@ def build_tables(runs: RunSet, metric: str = "latency_ms_median", compare_paper:
                             cell = indexed.loc[key]
                             if cell["state"] == FAILED:
                                 d[name] = r[name] = FAILED_MARK
+                            elif cell["state"] == BUILT:
+                                d[name] = r[name] = BUILT_MARK
                             else:
                                 d[name] = fmt_ms(cell["value"])
                                 r[name] = round(float(cell["value"]), 6)
@@ -169,8 +174,9 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 TABLE_LEGEND = (
-    "Latency: {metric} per run ({how}). `—` = not run, `FAILED` = every run of that configuration failed "
-    "(never shown as 0). Columns: one per precision and engine."
+    "Latency: {metric} per run ({how}). `—` = not run, `FAILED` = every run of that configuration failed, "
+    f"`{BUILT_MARK}` = the engine was built (for GPUs the machine did not have) but never run (never shown as 0). "
+    "Columns: one per precision and engine."
 )
 PAPER_LEGEND = (
     "`Paper …` columns are the paper's published numbers (reference data transcribed from its Tables 1–3: "

@@ -99,8 +99,8 @@ class TensorRTBackend(Backend):
         lib = LIBRARIES.get(settings.library)
         if lib is not None and lib.builds_without_gpu and not ctx.is_cuda:
             return (
-                f"{lib.label} builds engines without a GPU, and this job has hardware.device={ctx.device}: the "
-                "engine is built and logged, not timed (set hardware.device=cuda on a GPU it runs on to time it)"
+                f"{lib.label} builds engines without a GPU, and this job has none (hardware.device={ctx.device}); "
+                "to time the engine, run on a GPU it runs on with hardware.device=cuda"
             )
         return None
 
