@@ -20,7 +20,7 @@ GROUPS = {
     "act": ["relu", "gelu"],
     "resolution": ["64", "256", "1024"],
     "precision": ["fp32", "tf32", "fp16", "bf16"],
-    "backend": ["onnxruntime", "torch", "tensorrt"],
+    "backend": ["onnxruntime", "torch", "tensorrt", "tensorrt_rtx"],
 }
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -36,6 +36,8 @@ def test_every_group_option_composes(compose_cfg, group: str, option: str) -> No
     cfg = compose_cfg(f"{group}='{option}'" if group == "resolution" else f"{group}={option}")
     if group == "resolution":
         assert cfg.resolution.size == int(option)
+    elif option == "tensorrt_rtx":  # a preset of the tensorrt backend
+        assert (cfg.backend.name, cfg.backend.library) == ("tensorrt", "tensorrt_rtx")
     else:
         assert cfg[group].name == option
 

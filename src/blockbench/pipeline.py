@@ -119,8 +119,9 @@ class _Stages:
 
 
 def run_name(cfg: DictConfig) -> str:
+    engine = cfg.backend.get("library") or cfg.backend.name  # tensorrt_rtx names its runs apart from tensorrt's
     return cfg.tracking.run_name or (
-        f"{cfg.block.name}-{cfg.norm.name}-{cfg.act.name}-{cfg.resolution.size}-{cfg.precision.name}-{cfg.backend.name}"
+        f"{cfg.block.name}-{cfg.norm.name}-{cfg.act.name}-{cfg.resolution.size}-{cfg.precision.name}-{engine}"
     )
 
 
