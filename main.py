@@ -7,7 +7,8 @@ import hydra
 from omegaconf import DictConfig
 
 from blockbench import sweep
-from blockbench.cli import quote_numeric_group_choices
+from blockbench.cli import check_arguments, quote_numeric_group_choices
+from blockbench.errors import EXPLAINED_EXIT
 
 # conf/hydra/launcher/{ray,ray_cpu,submitit_slurm,submitit_local}.yaml deliberately take the place of the launcher
 # plugins' configs of the same name (docs/scaling.md); Hydra validates them against the plugins' schemas and warns.
@@ -21,5 +22,16 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_numeric_group_choices(sys.argv)
-    main()
+    problem = check_arguments(sys.argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(EXPLAINED_EXIT)
+    try:
+        main()
+    except SystemExit as exc:
+        # Hydra reports an error of its own (a bad override, a missing config) and exits 1 before any job runs:
+        # that is bad input too, so it gets bad input's exit code (docs/reliability.md: exit codes).
+        if exc.code == 1 and not sweep.task_started():
+            sys.exit(EXPLAINED_EXIT)
+        raise
     sys.exit(sweep.exit_code())

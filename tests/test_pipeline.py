@@ -122,7 +122,7 @@ def test_sweep_goes_on_past_a_failed_job_and_exits_non_zero(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["block=foo"], "Could not find 'block/foo'"),
+        (["block=foo"], "block='foo' is not an option of config group block"),
         (["resolution.size=100"], "resolution.size=100 is not allowed; it must be a multiple of 32"),
         (["precision=fp16"], "precision=fp16 is not supported by backend=onnxruntime with CPUExecutionProvider"),
     ],

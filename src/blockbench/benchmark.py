@@ -9,6 +9,7 @@ synchronous steps with the host's monotonic clock.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ def _warm_up(timer: _Timer, settings: BenchmarkSettings) -> int:
 def _measure_loop(timer: _Timer, settings: BenchmarkSettings) -> list[float]:
     samples: list[float] = []
     begin = time.monotonic()
-    with tqdm(total=settings.min_iters, desc="measure", unit="it", disable=not settings.progress, leave=False) as bar:
+    # A bar only on a terminal: redirected to a log, its carriage returns glue the next line onto it.
+    shown = settings.progress and sys.stderr.isatty()
+    with tqdm(total=settings.min_iters, desc="measure", unit="it", disable=not shown, leave=False) as bar:
         while True:
             elapsed = time.monotonic() - begin
             if samples and elapsed >= settings.max_s:

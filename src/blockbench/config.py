@@ -206,6 +206,11 @@ def validate_core(cfg: DictConfig) -> None:
             f"({cfg.benchmark.min_s!r})"
         )
     _at_least("hardware.cpu_threads", cfg.hardware.cpu_threads, 0)
+    if cfg.tracking.enabled and not str(cfg.tracking.experiment or "").strip():
+        raise ConfigError(
+            f"tracking.experiment={cfg.tracking.experiment!r} is not allowed; name the MLflow experiment, e.g. "
+            "tracking.experiment=blockbench"
+        )
     _at_least("run.prebuild_workers", cfg.run.prebuild_workers, 0)
     if cfg.export.opset < 18:
         raise ConfigError(f"export.opset={cfg.export.opset!r} is not allowed; the dynamo exporter needs >= 18")

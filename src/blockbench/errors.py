@@ -1,4 +1,12 @@
-"""Errors a user can act on: shown as one clear message, never as a traceback."""
+"""Errors a user can act on: shown as one clear message, never as a traceback.
+
+Exit codes of ``main.py``: 0 done; 2 an error blockbench explains in one message (bad input refused before any work,
+or a job that failed for a stated reason: a parser error, parity, a missing library); 1 an unexpected error (a bug
+or a library failure; the traceback is in the job's log); 130 / 143 interrupted by Ctrl-C / SIGTERM. A sweep exits 1
+when any job failed.
+"""
+
+EXPLAINED_EXIT = 2
 
 
 class BlockbenchError(Exception):

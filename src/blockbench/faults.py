@@ -100,6 +100,9 @@ def inject(stage: str, cfg: Any) -> None:
         if fault.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         elif fault.action == "sigint":
+            # As a user's Ctrl-C would be, whatever this process inherited (a background job starts with
+            # SIGINT ignored, and raising it would then do nothing).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.raise_signal(signal.SIGINT)
         elif fault.action == "sigterm":
             signal.raise_signal(signal.SIGTERM)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -37,6 +38,7 @@ from blockbench.environment import device_name, environment_record, git_commit, 
 from blockbench.errors import ParityError
 from blockbench.export import export_onnx
 from blockbench.hardware import MemoryProbe, resolve_device, set_numeric_mode
+from blockbench.memory import check_memory
 from blockbench.models import build_model, build_skeleton
 from blockbench.tracking import HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
 
@@ -78,6 +80,7 @@ def plan_job(cfg: DictConfig) -> JobPlan:
     preflight.check_job(cfg)
     validate_core(cfg)
     device = resolve_device(cfg.hardware.device)
+    check_memory(cfg, device)
     backend_class, settings = parse_settings(cfg.backend)
     ctx = JobContext(
         device=device,
@@ -114,8 +117,24 @@ class _Stages:
             self.on_enter(name)
         start = time.perf_counter()
         log.info("%s ...", name)
-        yield
+        done = threading.Event()
+        if name in TICKING_STAGES:  # long and silent otherwise; never the benchmark, which a thread could perturb
+            threading.Thread(target=_tick, args=(name, start, done), daemon=True).start()
+        try:
+            yield
+        finally:
+            done.set()
         log.info("%s: %.1f s", name, time.perf_counter() - start)
+
+
+# Stages that can take many seconds without a word: their elapsed time is logged every TICK_S while they run.
+TICKING_STAGES = ("export", "build")
+TICK_S = 10.0
+
+
+def _tick(name: str, start: float, done: threading.Event) -> None:
+    while not done.wait(TICK_S):
+        log.info("%s: %.0f s so far ...", name, time.perf_counter() - start)
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -125,13 +144,16 @@ def run_name(cfg: DictConfig) -> str:
     )
 
 
-def run_job(cfg: DictConfig, parent_run_id: str | None = None, resume_sweep: bool = False) -> JobResult:
+def run_job(
+    cfg: DictConfig, parent_run_id: str | None = None, resume_sweep: bool = False, plan: JobPlan | None = None
+) -> JobResult:
     """Run one job. Raises on failure (after ending its MLflow run as FAILED/KILLED).
 
     ``resume_sweep``: a config the experiment already has FINISHED, or RUNNING in a live process, is not run
-    again (unless ``run.force``); the result then has ``skipped`` set and the existing run's id.
+    again (unless ``run.force``); the result then has ``skipped`` set and the existing run's id. ``plan``: the
+    job's :func:`plan_job` result, when the caller planned it already.
     """
-    plan = plan_job(cfg)
+    plan = plan or plan_job(cfg)
     tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment) if cfg.tracking.enabled else None
     root = project_root()
     tags = {

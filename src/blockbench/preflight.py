@@ -6,8 +6,11 @@ and gives one message naming the key, instead of a traceback from deep inside a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import tempfile
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,25 @@ from blockbench.errors import ConfigError
 
 
 def check_writable(key: str, path: str | Path) -> None:
-    """``path`` exists as a writable folder or can be created as one (nothing is created here)."""
+    """``path`` exists as a writable folder or can be created as one; nothing is left behind.
+
+    Proven by writing a probe file into the nearest existing folder: permission bits lie to root and about
+    read-only or virtual file systems (``/proc``), where ``os.access`` says yes and the first real write fails.
+    """
     target = Path(path).absolute()
     probe = target
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise ConfigError(f"{key}={str(target)!r} cannot be created: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{key}={str(target)!r} is not writable (no write permission on {probe})")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".blockbench-write-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}={str(target)!r} is not writable: writing into {probe} failed ({exc.strerror or exc})"
+        ) from exc
 
 
 def check_finite(node: Mapping[str, Any], prefix: str = "") -> None:
@@ -63,8 +76,41 @@ def check_complete(cfg: DictConfig) -> dict[str, Any]:
     return resolved  # type: ignore[return-value]
 
 
+def unknown_keys(node: Any, schema: Any, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that the dataclass ``schema`` lacks, recursively (``Any`` fields are not descended into).
+
+    Hydra lets ``+key=value`` add a key to a structured config; a key no code reads would be logged as a
+    parameter and silently do nothing, so it is refused instead.
+    """
+    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
+        return []
+    names = {f.name for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    unknown = [f"{prefix}{key}" for key in node if key not in names]
+    for key in names:
+        if key in node and dataclasses.is_dataclass(hints.get(key)):
+            unknown += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    return unknown
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    from blockbench.config import RunConfig
+
+    unknown = unknown_keys(cfg, RunConfig)
+    if unknown:
+        section = unknown[0].rpartition(".")[0]
+        known = cfg.get(section) if section else cfg
+        extra = {key.rpartition(".")[2] for key in unknown if key.rpartition(".")[0] == section}
+        allowed = ", ".join(str(k) for k in known if k not in extra) if isinstance(known, DictConfig) else ""
+        raise ConfigError(
+            f"{', '.join(unknown)}: no such setting (added with '+'?); nothing reads it. "
+            f"{'Settings of ' + section + ': ' if section else 'Top-level keys: '}{allowed}"
+        )
+
+
 def check_job(cfg: DictConfig) -> None:
     """The checks above for a composed job config (run before the value rules, which assume completeness)."""
+    check_known_keys(cfg)
     check_finite(check_complete(cfg))
     check_run_options(cfg)
     check_writable("work_dir", cfg.work_dir)

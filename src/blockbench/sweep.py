@@ -36,8 +36,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from blockbench import interrupts, prebuild, preflight
 from blockbench import metric_names as names
-from blockbench.errors import BlockbenchError, ConfigError
-from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, run_job, run_name
+from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
+from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, plan_job, run_job, run_name
 from blockbench.tracking import (
     HEARTBEAT_TAG,
     PID_TAG,
@@ -56,13 +56,21 @@ SWEEP_FILE = "sweep.json"
 SWEEP_LOCK = ".sweep.lock"
 RESULT_FILE = "result.json"
 _LISTED_SKIPS = 10
-_state = {"failed": 0}
+_state = {"failed": 0, "unexpected": 0, "task_started": False}
 _parent_watch: dict[str, Any] = {"stop": threading.Event(), "thread": None}
 
 
 def exit_code() -> int:
-    """Non-zero when the last sweep in this process had failed jobs."""
-    return 1 if _state["failed"] else 0
+    """The last sweep's exit code, by the rule of a single run (``blockbench.errors``): 0 when no job failed,
+    1 when any failed unexpectedly, else 2 (every failure explained, e.g. configs refused before any work)."""
+    if not _state["failed"]:
+        return 0
+    return 1 if _state["unexpected"] else EXPLAINED_EXIT
+
+
+def task_started() -> bool:
+    """Whether Hydra got as far as running a job (before that, its errors are about the command line)."""
+    return bool(_state["task_started"])
 
 
 def _sweep_dir() -> Path:
@@ -125,13 +133,19 @@ def _failed_stage(exc: BaseException) -> str:
 
 def task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task: one run. A single run exits non-zero on failure; a sweep job records it and goes on."""
+    _state["task_started"] = True
     interrupts.handle_sigterm()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     outcome: dict[str, Any] = {"name": _job_name(cfg), "status": "failed"}
     code = 0
+    if multirun:
+        total = _read_sweep(_sweep_dir()).get("jobs")
+        number = int(HydraConfig.get().job.get("num", 0)) + 1
+        print(f"job {number}/{total or '?'}: {outcome['name']}", flush=True)
     try:
+        plan = plan_job(cfg)  # a refused job writes nothing: a sweep of only refused jobs leaves no parent run
         parent = _parent_run_id(cfg) if multirun and cfg.tracking.enabled else None
-        result = run_job(cfg, parent_run_id=parent, resume_sweep=multirun)
+        result = run_job(cfg, parent_run_id=parent, resume_sweep=multirun, plan=plan)
         if result.skipped:
             outcome.update(status="skipped", run_id=result.run_id, reason=result.skipped)
             print(f"{outcome['name']}: skipped, {result.skipped}", flush=True)
@@ -145,13 +159,14 @@ def task(cfg: DictConfig) -> dict[str, Any]:
             "interrupted during %s: the run ended as KILLED; run the same command again to resume", outcome["stage"]
         )
     except BlockbenchError as exc:
-        code = 2
+        code = EXPLAINED_EXIT
         outcome.update(error=str(exc), stage=_failed_stage(exc))
         log.error("error: %s", exc)
     except Exception as exc:  # noqa: BLE001 - a bug or library failure: keep the traceback in the job log
         code = 1
         outcome.update(error=f"{type(exc).__name__}: {exc}", stage=_failed_stage(exc))
         log.error("error: %s\n%s", exc, traceback.format_exc())
+    outcome["code"] = code
     if not multirun:
         if code:
             sys.exit(code)
@@ -240,6 +255,7 @@ def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
         counts = Counter(r["status"] for r in results)
         failed = [r for r in results if r["status"] in ("failed", "killed")]
         _state["failed"] = len(failed)
+        _state["unexpected"] = sum(1 for r in failed if r.get("code") == 1)
         if info.get("parent_run_id"):
             try:
                 tracker = Tracker(info["tracking_uri"], info["experiment"])
@@ -276,7 +292,7 @@ def _exit_on_config_error(check: Any, *args: Any) -> None:
         check(*args)
     except ConfigError as exc:
         log.error("error: %s", exc)
-        sys.exit(2)
+        sys.exit(EXPLAINED_EXIT)
 
 
 def _prebuild(config: DictConfig) -> prebuild.PrebuildSummary:
@@ -323,6 +339,7 @@ class SweepCallback(Callback):
             # parent run, so a job's process exiting never makes the parent look stale to the next job.
             "owner": owner_tags(),
         }
+        info["jobs"] = len(prebuild.sweep_jobs(config))
         _write_json(sweep_dir / SWEEP_FILE, info)
         if config.run.prebuild_workers:
             info["prebuild"] = dataclasses.asdict(_prebuild(config))

@@ -362,12 +362,22 @@ class Tracker:
             self.lock = store_lock(uri, lock_timeout_s)
             with self.lock:  # creating the client may run schema migrations on a fresh database
                 self.client = MlflowClient(tracking_uri=uri)
-                self.experiment_id = self._experiment_id(experiment)
+                self.client.search_experiments(max_results=1)  # reach the store now: its failures are the URI's
         except ConfigError:
             raise
         except Exception as exc:  # unreachable server, unwritable database, unsupported scheme, ...
             raise ConfigError(
                 f"tracking.uri={self.display_uri!r} cannot be used: {type(exc).__name__}: {redact(str(exc))}"
+            ) from exc
+        try:
+            with self.lock:
+                self.experiment_id = self._experiment_id(experiment)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a name the store refuses
+            raise ConfigError(
+                f"tracking.experiment={experiment!r} cannot be used in {self.display_uri}: {type(exc).__name__}: "
+                f"{redact(str(exc))}"
             ) from exc
 
     def _experiment_id(self, name: str) -> str:

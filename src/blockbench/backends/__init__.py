@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import typing
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -12,6 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from blockbench.backends.base import Backend, BackendSettings, BuildResult, InferenceStep, JobContext
 from blockbench.errors import ConfigError
+from blockbench.preflight import unknown_keys
 
 __all__ = [
     "BACKENDS",
@@ -39,23 +39,10 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
-    """Keys in ``node`` that ``schema`` (a dataclass) lacks, recursively; ``++key=`` can force them in."""
-    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
-        return []
-    names = {f.name for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
-    unknown = [f"{prefix}{key}" for key in node if key not in names]
-    for key in names:
-        if key in node and dataclasses.is_dataclass(hints.get(key)):
-            unknown += _unknown_keys(node[key], hints[key], f"{prefix}{key}.")
-    return unknown
-
-
 def parse_settings(node: DictConfig) -> tuple[type[Backend], Any]:
     """Type-check ``cfg.backend`` against the chosen backend's schema and return (class, settings object)."""
     cls = backend_class(str(node.get("name")))
-    unknown = _unknown_keys(node, cls.settings_class, "backend.")
+    unknown = unknown_keys(node, cls.settings_class, "backend.")
     if unknown:
         allowed = ", ".join(f.name for f in dataclasses.fields(cls.settings_class))
         raise ConfigError(f"{', '.join(unknown)}: no such setting of backend={cls.name}; its settings: {allowed}")
