@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -147,3 +148,36 @@ def test_parity_measures_relative_error_and_rejects_nan() -> None:
         _parity(torch.tensor([[float("nan"), 0.0]]), ref)
     with pytest.raises(ParityError, match="shape"):
         _parity(torch.zeros(1, 3), ref)
+
+
+def stored_copies(tmp_path: Path, name: str) -> list[Path]:
+    return sorted(tmp_path.glob(f"mlartifacts/*/*/artifacts/*/{name}"))
+
+
+def test_identical_model_files_are_stored_once_and_referenced(tmp_path: Path) -> None:
+    args = [*TINY, "tracking.large_file_mb=0"]  # tiny files count as large here
+    first = run_main(*args, tmp_path=tmp_path)
+    second = run_main(*args, tmp_path=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
+    runs = sorted(store_runs(tmp_path / "mlflow.db"), key=lambda r: r["metrics"]["artifact_mb"], reverse=True)
+    holder, referrer = runs
+    assert len(stored_copies(tmp_path, "model.onnx")) == 1
+    (ref,) = tmp_path.glob(f"mlartifacts/*/{referrer['run_id']}/artifacts/onnx/model.onnx.ref.json")
+    reference = json.loads(ref.read_text())
+    assert reference["run_id"] == holder["run_id"] and reference["artifact"] == "onnx/model.onnx"
+    (stored,) = stored_copies(tmp_path, "model.onnx")
+    assert reference["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert referrer["tags"]["content_sha256/onnx/model.onnx"] == reference["sha256"]
+    assert referrer["metrics"]["artifact_mb"] < holder["metrics"]["artifact_mb"]
+    assert "MiB of artifacts stored" in second.stdout
+
+
+def test_a_sweep_sharing_one_export_stores_it_once_unless_asked_for_all(tmp_path: Path) -> None:
+    sweep = ["-m", *TINY, "backend.intra_op_threads=1,2", "tracking.large_file_mb=0"]
+    proc = run_main(*sweep, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(stored_copies(tmp_path, "model.onnx")) == 1
+    every = run_main(*sweep, "tracking.keep_model_files=all", "run.force=true", f"hydra.sweep.dir={tmp_path / 's2'}",
+                     tmp_path=tmp_path)  # fmt: skip
+    assert every.returncode == 0, every.stderr[-3000:]
+    assert len(stored_copies(tmp_path, "model.onnx")) == 3

@@ -22,6 +22,7 @@ from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 BENCHMARK_MODES = ("compute", "end_to_end")
 COMPLEXITY_COUNTERS = ("thop", "ptflops")
+KEEP_MODEL_FILES = ("all", "first_per_content", "none")
 
 
 def project_root() -> Path:
@@ -114,6 +115,10 @@ class TrackingConfig:
     run_name: str | None = None
     log_onnx: bool = True
     log_engine: bool = True
+    # ONNX and engine files of at least large_file_mb MiB: all (every run stores its copy), first_per_content (a
+    # run whose bytes an earlier FINISHED run stored logs a reference to it instead), none (only SHA-256 tags)
+    keep_model_files: str = "first_per_content"
+    large_file_mb: float = 16.0
 
 
 @dataclass
@@ -187,6 +192,8 @@ def validate_core(cfg: DictConfig) -> None:
     _choice("precision.name", cfg.precision.name, PRECISIONS)
     _choice("benchmark.mode", cfg.benchmark.mode, BENCHMARK_MODES)
     _choice("complexity.counter", cfg.complexity.counter, COMPLEXITY_COUNTERS)
+    _choice("tracking.keep_model_files", cfg.tracking.keep_model_files, KEEP_MODEL_FILES)
+    _at_least("tracking.large_file_mb", cfg.tracking.large_file_mb, 0)
     size = cfg.resolution.size
     if size < 32 or size % 32:
         raise ConfigError(f"resolution.size={size!r} is not allowed; it must be a multiple of 32 and >= 32")

@@ -14,3 +14,4 @@ ENGINE_SIZE_MB = "engine_size_mb"  # MiB of the serialized engine
 ENGINE_LAYERS = "engine_layers"  # layers of the built engine, after fusion (needs a deserialized engine)
 NETWORK_LAYERS = "network_layers"  # layers of the parsed network, before fusion
 BUILDER_S = "trt_builder_s"  # TensorRT's build_serialized_network alone, when this run built the engine
+ARTIFACT_MB = "artifact_mb"  # MiB this run added to the artifact store (identical model files are stored once)

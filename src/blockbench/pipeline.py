@@ -31,7 +31,7 @@ from blockbench import faults, preflight, resume
 from blockbench import metric_names as names
 from blockbench.backends import Backend, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
-from blockbench.cache import ContentCache
+from blockbench.cache import ContentCache, sha256_file
 from blockbench.complexity import Complexity, measure_complexity
 from blockbench.config import project_root, validate_core
 from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, package_version
@@ -207,8 +207,10 @@ def run_job(
             with stages("tracking"):
                 tracker.log_metrics(run_id, result.metrics)
                 tracker.set_tags(run_id, result.tags)
-                _log_artifacts(tracker, run_id, plan)
+                stored = _log_artifacts(tracker, run_id, plan)
+                tracker.log_metrics(run_id, {names.ARTIFACT_MB: stored / 2**20})
                 tracker.finish(run_id)
+            result.metrics[names.ARTIFACT_MB] = stored / 2**20
             _drop_logged_files(plan)
             log.info("tracking: run %s in %s — open with: %s", run_id, tracker.display_uri, tracker.ui_command())
         return result
@@ -466,21 +468,62 @@ def _write_latencies(latency: LatencyResult, path: Path) -> None:
     np.savetxt(path, rows, delimiter=",", header="iteration,latency_ms", comments="", fmt=["%d", "%.6f"])
 
 
-def _log_artifacts(tracker: Tracker, run_id: str, plan: JobPlan) -> None:
+def _log_artifacts(tracker: Tracker, run_id: str, plan: JobPlan) -> int:
+    """Log the run's files; returns the bytes this run added to the artifact store."""
     cfg, work = plan.cfg, plan.ctx.work_dir
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    for name in ("config.yaml", "environment.json", "latencies.csv"):
-        if (work / name).exists():  # a build-only run has no latencies
-            tracker.log_artifact(run_id, work / name)
+    small = [work / name for name in ("config.yaml", "environment.json", "latencies.csv") if (work / name).exists()]
+    for path in small:  # a build-only run has no latencies
+        tracker.log_artifact(run_id, path)
+    added = sum(path.stat().st_size for path in small)
     if (work / ".hydra").is_dir():
         tracker.log_artifact(run_id, work / ".hydra", ".hydra")
     if cfg.tracking.log_onnx and (work / "model.onnx").exists():
-        for path in work.glob("model.onnx*"):
-            tracker.log_artifact(run_id, path, "onnx")
+        for path in sorted(work.glob("model.onnx*")):
+            added += _log_model_file(tracker, run_id, path, "onnx", cfg.tracking)
     if cfg.tracking.log_engine:
         for name in json.loads((work / "engine_files.json").read_text()):
-            if Path(name).exists():
-                tracker.log_artifact(run_id, Path(name), "engine")
+            path = Path(name)
+            if path.is_file():
+                added += _log_model_file(tracker, run_id, path, "engine", cfg.tracking)
+            elif path.is_dir():
+                tracker.log_artifact(run_id, path, "engine")
+                added += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return added
+
+
+CONTENT_TAG = "content_sha256"
+
+
+def _log_model_file(tracker: Tracker, run_id: str, path: Path, folder: str, tracking: DictConfig) -> int:
+    """Log an ONNX or engine file, or a reference to the FINISHED run that stored the same bytes; bytes added.
+
+    Files under ``tracking.large_file_mb`` are always copied: a reference would save little.
+    """
+    keep = tracking.keep_model_files
+    size = path.stat().st_size
+    if size < tracking.large_file_mb * 2**20:
+        tracker.log_artifact(run_id, path, folder)
+        return size
+    digest = sha256_file(path)
+    tag = f"{CONTENT_TAG}/{folder}/{path.name}"
+    holder = tracker.run_holding(tag, digest) if keep == "first_per_content" else None
+    tracker.set_tags(run_id, {tag: digest})
+    if keep == "all" or (keep == "first_per_content" and holder is None):
+        tracker.log_artifact(run_id, path, folder)
+        return size
+    reference = {"sha256": digest, "bytes": size, "run_id": holder, "artifact": f"{folder}/{path.name}"}
+    if holder is None:
+        reference["note"] = "not stored: tracking.keep_model_files=none"
+    tracker.log_text(run_id, json.dumps(reference, indent=2), f"{folder}/{path.name}.ref.json")
+    log.info(
+        "tracking: %s/%s (%.0f MiB) already stored by run %s; logged a reference",
+        folder,
+        path.name,
+        size / 2**20,
+        holder,
+    )
+    return 0
 
 
 def _drop_logged_files(plan: JobPlan) -> None:

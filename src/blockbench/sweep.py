@@ -203,7 +203,9 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
             f"peak memory {m['peak_memory_mb']:.0f} MB",
         ]
     if result.run_id:
-        lines.append(f"  MLflow run {result.run_id}: {ui_hint(cfg.tracking.uri)}")
+        stored = m.get(names.ARTIFACT_MB)
+        disk = f", {stored:.1f} MiB of artifacts stored" if stored is not None else ""
+        lines.append(f"  MLflow run {result.run_id}{disk}: {ui_hint(cfg.tracking.uri)}")
     print("\n".join(lines), flush=True)
 
 

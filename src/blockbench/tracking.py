@@ -471,6 +471,16 @@ class Tracker:
             if not token:
                 return runs
 
+    def run_holding(self, tag: str, value: str) -> str | None:
+        """A FINISHED run of this experiment whose ``tag`` is ``value`` (e.g. one that stored these bytes), or None."""
+        with self.lock:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
+                max_results=1,
+            )
+        return page[0].info.run_id if page else None
+
     def keep_alive(self, run_id: str, interval_s: float) -> None:
         """Refresh the run's heartbeat every ``interval_s`` until it ends (lets other hosts see it is alive)."""
         _heartbeat.add(self, run_id, interval_s)
@@ -524,10 +534,12 @@ class Tracker:
             yield _redacted_copy(path, Path(tmp))
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
+        """``text`` as the artifact ``name`` (``folder/file`` puts it in that artifact folder)."""
+        folder, _, filename = name.rpartition("/")
         with tempfile.TemporaryDirectory(prefix="blockbench-text-") as tmp:
-            path = Path(tmp) / name
+            path = Path(tmp) / filename
             path.write_text(text)
-            self.log_artifact(run_id, path)
+            self.log_artifact(run_id, path, folder or None)
 
     # -- ending --
 
