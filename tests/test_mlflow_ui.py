@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import pytest
 
+from blockbench.tracking import ui_hint
 from tests.conftest import mlflow_server
 from tests.test_report import tiny_sweep_store
 
@@ -100,6 +101,12 @@ def test_mlflow_ui_shows_the_sweep_runs_params_and_metrics(
     children = {run_id: name for run_id, name in runs if run_id in parents}
     (parent_name,) = [name for run_id, name in runs if run_id not in parents]
     assert len(children) == 8
+
+    # The page blockbench prints lands on the runs, not on MLflow 3's GenAI overview (its default view).
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+    page = ui_hint(base, experiment["experiment_id"]).removeprefix("open ").removesuffix(" in a browser")
+    text = open_page(page, shots / "experiment.png", shots / "p0")
+    assert parent_name in text and "matching runs" in text, text[:2000]
 
     # The experiment's runs page: the sweep parent (its 8 jobs nest under it) and the run count.
     text = open_page(

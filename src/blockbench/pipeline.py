@@ -73,6 +73,7 @@ class JobResult:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     skipped: str = ""  # why the job did not run (``run_id`` is then the run that already has it), else empty
+    experiment_id: str | None = None  # the MLflow experiment holding the run
 
 
 def plan_job(cfg: DictConfig) -> JobPlan:
@@ -203,6 +204,7 @@ def run_job(
             tracker.log_text(run_id, json.dumps(fingerprint, indent=2, sort_keys=True), "fingerprint.json")
         result = _execute(plan, stages)
         result.run_id = run_id
+        result.experiment_id = tracker.experiment_id if tracker else None
         if tracker and run_id:
             with stages("tracking"):
                 tracker.log_metrics(run_id, result.metrics)

@@ -205,7 +205,7 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
     if result.run_id:
         stored = m.get(names.ARTIFACT_MB)
         disk = f", {stored:.1f} MiB of artifacts stored" if stored is not None else ""
-        lines.append(f"  MLflow run {result.run_id}{disk}: {ui_hint(cfg.tracking.uri)}")
+        lines.append(f"  MLflow run {result.run_id}{disk}: {ui_hint(cfg.tracking.uri, result.experiment_id)}")
     print("\n".join(lines), flush=True)
 
 

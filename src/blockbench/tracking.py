@@ -346,6 +346,12 @@ class Claim:
 # --- the tracker ------------------------------------------------------------------------------------------------
 
 
+# MLflow 3's UI opens an experiment by its kind: without one it lands on a GenAI overview ("Traces: no data") and
+# asks; a model-development experiment opens on its runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 class Tracker:
     """One experiment in one tracking store; creates runs and logs to them, under the store's lock."""
 
@@ -384,15 +390,17 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        try:
-            return self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri, name))
-        except MlflowException:  # another process created it first (e.g. a tracking server shared by hosts)
+        if found is None:
+            try:
+                self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri, name))
+            except MlflowException:  # another process created it first (e.g. a tracking server shared by hosts)
+                pass
             found = self.client.get_experiment_by_name(name)
             if found is None:
-                raise
-            return found.experiment_id
+                raise ConfigError(f"tracking.experiment={name!r} could not be created in {self.display_uri}")
+        if EXPERIMENT_KIND_TAG not in found.tags:  # a kind someone chose in the UI is kept
+            self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return found.experiment_id
 
     # -- runs --
 
@@ -583,14 +591,17 @@ class Tracker:
                     log.exception("tracking: could not end run %s; the next sweep will reap it as stale", run_id)
 
     def ui_command(self) -> str:
-        return ui_hint(self.uri)
+        return ui_hint(self.uri, self.experiment_id)
 
 
-def ui_hint(uri: str) -> str:
+# MLflow 3's UI shows the GenAI view unless told otherwise (a per-browser setting); this opens the runs.
+RUNS_VIEW = "?workflowType=machine_learning"
+
+
+def ui_hint(uri: str, experiment_id: str | None = None) -> str:
     """How to look at a store's runs: a server store is already a UI; a local one needs ``mlflow ui``."""
     shown = redact(uri)
-    return (
-        f"open {shown} in a browser"
-        if urlparse(uri).scheme in ("http", "https")
-        else (f"mlflow ui --backend-store-uri {shown}")
-    )
+    page = f"/#/experiments/{experiment_id}{RUNS_VIEW}" if experiment_id else ""
+    if urlparse(uri).scheme in ("http", "https"):
+        return f"open {shown.rstrip('/')}{page} in a browser"
+    return f"mlflow ui --backend-store-uri {shown}" + (f", then open http://127.0.0.1:5000{page}" if page else "")
