@@ -303,6 +303,17 @@ def test_build_only_cells_say_built_not_timed_never_failed_or_zero(tmp_path: Pat
     assert raw[("MobileNet", "LN", "ReLU")] == "built, not timed"
 
 
+def test_a_claim_without_its_blocks_says_which_are_missing(tmp_path: Path) -> None:
+    store = SyntheticStore(tmp_path)
+    parent = store.parent("sweep without ConvNeXt")
+    store.child(parent, "mobilenet", "bn", "relu", 64, "fp16", 1.0)
+    store.child(parent, "vgg", "bn", "relu", 64, "fp16", 2.0)
+    found = compute_findings(load_runs(store.uri, "blockbench"))
+    verdict = _finding(found, "mobilenet_vs_convnext_64").verdict
+    assert verdict == "not tested (64×64 was run, but without ConvNeXt to compare)"
+    assert _finding(found, "convnext_vs_vgg_resnet_256_fp16").verdict == "not tested (no runs in scope: 256×256 FP16)"
+
+
 def test_synthetic_findings_match_hand_arithmetic(synthetic: tuple[SyntheticStore, str]) -> None:
     store, _ = synthetic
     found = compute_findings(load_runs(store.uri, "blockbench"))
@@ -426,6 +437,25 @@ def test_roofline_of_synthetic_runs_uses_given_peaks_and_marks_unknown_devices(t
     unknown = roof.table[roof.table["device_name"] != SYNTHETIC_DEVICE].iloc[0]
     assert math.isnan(unknown["floor_ms"]) and math.isnan(unknown["x_floor"])  # missing, not zero
     assert any("no measured peaks for 'Unknown Device (test data)'" in note for note in roof.notes)
+
+
+@pytest.mark.parametrize(
+    ("cache", "level"),
+    [(0, "DRAM (cache size unknown"), (2**17, "DRAM beyond the 0.125 MiB"), (2**20, "cache (1 MiB)")],
+)
+def test_the_memory_floor_counts_only_bytes_beyond_the_cache(tmp_path: Path, cache: int, level: str) -> None:
+    """With warm caches a working set that fits in the last-level cache is not read from DRAM: no DRAM bound."""
+    store = SyntheticStore(tmp_path)
+    parent = store.parent("sweep roofline cache")
+    store.child(parent, "vgg", "bn", "relu", 64, "fp32", 2.0)
+    peaks = DevicePeaks(SYNTHETIC_DEVICE, "cuda", {"fp32": 1e6}, copy_gbps=1.0, cache_bytes=cache)
+    roof = compute_roofline(load_runs(store.uri, "blockbench"), "latency_ms_median", tmp_path / "cache", False, [peaks])
+    row = roof.table.iloc[0]
+    fp = blocknet_footprint("vgg", "bn", "relu", (8, 8, 16, 16, 32), 1, 10, 64, 1, "fp32")
+    assert 2**17 < fp.total_bytes < 2**20  # the tiny network fits in 1 MiB, not in 128 KiB
+    dram = fp.total_bytes if cache == 0 else max(0, fp.total_bytes - cache)
+    assert row["memory_floor_ms"] == pytest.approx(dram / 1e9 * 1e3)
+    assert row["memory_level"].startswith(level), row["memory_level"]
 
 
 def test_cpu_peaks_are_measured_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -478,6 +478,26 @@ def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: 
     )
 
 
+def _what_is_missing(
+    ours: pd.DataFrame,
+    slow_blocks: tuple[str, ...],
+    fast_blocks: tuple[str, ...],
+    scope: Callable[[pd.DataFrame], pd.Series],
+    scope_text: str,
+) -> str:
+    """Why a block-ratio claim has no cell: no run in its scope at all, or which of its blocks never ran there."""
+    here = ours[scope(ours)] if len(ours) else ours
+    if here.empty:
+        return f"no runs in scope: {scope_text}"
+    ran = set(here["block"])
+    missing = [BLOCK_NAMES[b] for b in (*slow_blocks, *fast_blocks) if b not in ran]
+    if missing:
+        return f"{scope_text} was run, but without {' or '.join(dict.fromkeys(missing))} to compare"
+    slow = "/".join(BLOCK_NAMES[b] for b in slow_blocks)
+    fast = "/".join(BLOCK_NAMES[b] for b in fast_blocks)
+    return f"no {slow} run pairs with a {fast} run of the same norm, activation and precision in {scope_text}"
+
+
 def block_ratio_claim(
     ours: pd.DataFrame,
     paper: pd.DataFrame,
@@ -523,7 +543,7 @@ def block_ratio_claim(
     )
     verdict = tally_magnitude(in_scope["verdict"])
     if verdict == NOT_TESTED:
-        verdict = f"{NOT_TESTED} (no runs in scope: {scope_text})"
+        verdict = f"{NOT_TESTED} ({_what_is_missing(ours, slow_blocks, fast_blocks, scope, scope_text)})"
     return Finding(
         claim_id,
         title,

@@ -38,6 +38,9 @@ class DevicePeaks:
     kind: str  # "cpu" or "cuda"
     matmul_tflops: dict[str, float] = field(default_factory=dict)
     copy_gbps: float = 0.0
+    # Last-level cache (a GPU's L2, a CPU's L3) in bytes, 0 if unknown: with warm caches a working set that fits
+    # is not re-read from DRAM, so only the bytes beyond it are bound by copy_gbps.
+    cache_bytes: int = 0
     measured: dict[str, Any] = field(default_factory=dict)  # sizes, threads, torch version, when
 
     def matmul_for(self, precision: str) -> float | None:
@@ -55,6 +58,7 @@ class DevicePeaks:
             kind=str(data["kind"]),
             matmul_tflops={k: float(v) for k, v in data.get("matmul_tflops", {}).items()},
             copy_gbps=float(data.get("copy_gbps", 0.0)),
+            cache_bytes=int(data.get("cache_bytes", 0)),
             measured=dict(data.get("measured", {})),
         )
 
@@ -165,8 +169,26 @@ def measure(device: torch.device, precisions: Sequence[str], known: DevicePeaks 
     if not peaks.copy_gbps:
         peaks.copy_gbps, peaks.measured["copy"] = measure_copy(device)
         log.info("peaks: %s copy %.1f GB/s", name, peaks.copy_gbps)
+    if not peaks.cache_bytes:
+        peaks.cache_bytes = last_level_cache_bytes(device)
     peaks.measured.update(torch=torch.__version__, when=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return peaks
+
+
+def last_level_cache_bytes(device: torch.device) -> int:
+    """The device's last-level cache: a GPU's L2 (torch's device properties), a CPU's L3 (sysfs); 0 if unknown."""
+    if device.type == "cuda":
+        return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0))
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (index / "size").read_text().strip()
+            level = int((index / "level").read_text())
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        sizes.append((level, int(text.rstrip("KMG")) * scale))
+    return max(sizes)[1] if sizes else 0
 
 
 def load_cached(cache_dir: Path, device_name: str) -> DevicePeaks | None:
@@ -193,9 +215,12 @@ def get_peaks(
     """Cached peaks of a device, measured here first if this machine has it; None and a reason otherwise."""
     cached = load_cached(cache_dir, device_name)
     needed = [p for p in precisions if cached is None or cached.matmul_for(p) is None]
-    if cached is not None and not needed and cached.copy_gbps:
-        return cached, f"cached in {cache_file(cache_dir, device_name)}"
     device = local_device(device_name)
+    if cached is not None and not needed and cached.copy_gbps:
+        if not cached.cache_bytes and device is not None:  # saved before the cache size was recorded
+            cached.cache_bytes = last_level_cache_bytes(device)
+            save(cache_dir, cached)
+        return cached, f"cached in {cache_file(cache_dir, device_name)}"
     if device is None or not allow_measure:
         if cached is not None:
             return cached, f"cached (no peak for {', '.join(needed)}; measure on a machine with this device)"

@@ -1,6 +1,6 @@
 """An analytic latency floor per configuration and how far each run is above it.
 
-floor = max(FLOPs / peak matrix rate, bytes / memory bandwidth), with the device's *measured* peaks
+floor = max(FLOPs / peak matrix rate, DRAM bytes / DRAM bandwidth), with the device's *measured* peaks
 (:mod:`blockbench.report.peaks`) and the work counted from the model itself, built from the run's params:
 
 * FLOPs: 2 × the multiply-accumulates of every convolution and linear layer (the matrix work; norms,
@@ -9,6 +9,11 @@ floor = max(FLOPs / peak matrix rate, bytes / memory bandwidth), with the device
   output written once. Norms, activations and residual adds are assumed fused into their producer, which is
   what a perfect engine would do, so the floor is a lower bound for every engine; the hand-written LN and
   the unfused ops show up as distance from it.
+* DRAM bytes: the runs are timed with warm caches, so a working set that fits in the device's last-level cache
+  (a GPU's L2) need not come from DRAM at all; only the bytes beyond the cache's size must. The memory bound is
+  therefore ``max(0, bytes - cache) / bandwidth`` -- a true lower bound at any cache state -- and each row says
+  which level its working set lives in. Where the cache size is unknown, every byte is counted from DRAM and the
+  row says the floor holds for cold caches only.
 
 The model is built on PyTorch's ``meta`` device: shapes without memory, so a 1024×1024 VGG costs nothing.
 """
@@ -173,6 +178,7 @@ COLUMNS = [
     "memory_floor_ms",
     "floor_ms",
     "bound",
+    "memory_level",
     "measured_ms",
     "x_floor",
     "achieved_tflops",
@@ -216,7 +222,10 @@ def compute_roofline(
         device_peaks = peaks.get(str(key[-1]))
         rate = device_peaks.matmul_for(str(row["precision"])) if device_peaks else None
         if fp is not None and device_peaks is not None and rate:
-            floor = roofline_floor(fp.flops, fp.total_bytes, rate, device_peaks.copy_gbps)
+            cache = device_peaks.cache_bytes
+            dram_bytes = max(0, fp.total_bytes - cache) if cache else fp.total_bytes
+            floor = roofline_floor(fp.flops, dram_bytes, rate, device_peaks.copy_gbps)
+            record["memory_level"] = memory_level(fp.total_bytes, cache)
             record.update(
                 compute_floor_ms=floor.compute_s * 1e3,
                 memory_floor_ms=floor.memory_s * 1e3,
@@ -232,6 +241,15 @@ def compute_roofline(
             key=lambda s: s.map(lambda v: order_key(str(s.name), v)),
         ).reset_index(drop=True)
     return Roofline(table, peaks, notes)
+
+
+def memory_level(working_set: int, cache: int) -> str:
+    """Where a warm working set lives, and so which bytes the memory floor counts."""
+    if not cache:
+        return "DRAM (cache size unknown: floor for cold caches)"
+    if working_set <= cache:
+        return f"cache ({cache / 2**20:.3g} MiB): no DRAM bound"
+    return f"DRAM beyond the {cache / 2**20:.3g} MiB cache"
 
 
 def _fmt(value: object, pattern: str) -> str:
@@ -258,6 +276,7 @@ def display_table(roofline: Roofline) -> pd.DataFrame:
             "Memory floor (ms)": t["memory_floor_ms"].map(lambda v: _fmt(v, "{:.4f}")),
             "Floor (ms)": t["floor_ms"].map(lambda v: _fmt(v, "{:.4f}")),
             "Bound": t["bound"].fillna("—"),
+            "Memory level": t["memory_level"].fillna("—"),
             "Measured (ms)": t["measured_ms"].map(lambda v: _fmt(v, "{:.3f}")),
             "× floor": t["x_floor"].map(lambda v: _fmt(v, "{:.1f}×")),
         }
