@@ -20,7 +20,14 @@ from tqdm import tqdm
 
 from blockbench.backends.base import InferenceStep
 from blockbench.hardware import MemoryProbe, gpu_state
-from blockbench.metric_names import LATENCY_MEDIAN, LATENCY_P99
+from blockbench.metric_names import (
+    LATENCY_COV,
+    LATENCY_MEDIAN,
+    LATENCY_MEDIAN_CI_HIGH,
+    LATENCY_MEDIAN_CI_LOW,
+    LATENCY_P99,
+)
+from blockbench.statistics import UNSTABLE_COV, median_ci
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +56,16 @@ class LatencyResult:
     def summary(self) -> dict[str, float]:
         s = self.samples_ms
         mean = float(s.mean())
+        low, high = median_ci(s)
         return {
             "latency_ms_mean": mean,
             LATENCY_MEDIAN: float(np.median(s)),
+            LATENCY_MEDIAN_CI_LOW: low,
+            LATENCY_MEDIAN_CI_HIGH: high,
             "latency_ms_min": float(s.min()),
             "latency_ms_max": float(s.max()),
             "latency_ms_std": float(s.std(ddof=1)) if s.size > 1 else 0.0,
-            "latency_cov": float(s.std(ddof=1) / mean) if s.size > 1 and mean > 0 else 0.0,
+            LATENCY_COV: float(s.std(ddof=1) / mean) if s.size > 1 and mean > 0 else 0.0,
             "latency_ms_p90": float(np.percentile(s, 90)),
             "latency_ms_p95": float(np.percentile(s, 95)),
             LATENCY_P99: float(np.percentile(s, 99)),
@@ -155,12 +165,21 @@ def measure(
     )
     stats = result.summary()
     log.info(
-        "benchmark: %d iterations in %.1f s, median %.3f ms, p99 %.3f ms, CoV %.2f%% (%s)",
+        "benchmark: %d iterations in %.1f s, median %.3f ms (95 %% CI %.3f-%.3f), p99 %.3f ms, CoV %.2f%% (%s)",
         len(samples),
         seconds,
         stats[LATENCY_MEDIAN],
+        stats[LATENCY_MEDIAN_CI_LOW],
+        stats[LATENCY_MEDIAN_CI_HIGH],
         stats[LATENCY_P99],
-        100 * stats["latency_cov"],
+        100 * stats[LATENCY_COV],
         timer.kind,
     )
+    if stats[LATENCY_COV] > UNSTABLE_COV:
+        log.warning(
+            "benchmark: CoV %.1f %% > %.1f %%: this latency is unstable (clocks, power and temperature are logged "
+            "with the run); compare it only coarsely",
+            100 * stats[LATENCY_COV],
+            100 * UNSTABLE_COV,
+        )
     return result

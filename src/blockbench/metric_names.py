@@ -15,3 +15,6 @@ ENGINE_LAYERS = "engine_layers"  # layers of the built engine, after fusion (nee
 NETWORK_LAYERS = "network_layers"  # layers of the parsed network, before fusion
 BUILDER_S = "trt_builder_s"  # TensorRT's build_serialized_network alone, when this run built the engine
 ARTIFACT_MB = "artifact_mb"  # MiB this run added to the artifact store (identical model files are stored once)
+LATENCY_MEDIAN_CI_LOW = "latency_ms_median_ci95_low"  # 95 % confidence interval of the median (statistics.py)
+LATENCY_MEDIAN_CI_HIGH = "latency_ms_median_ci95_high"
+LATENCY_COV = "latency_cov"

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import faults, preflight, resume
+from blockbench import faults, preflight, resume, statistics
 from blockbench import metric_names as names
 from blockbench.backends import Backend, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
@@ -309,6 +309,11 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     metrics["peak_memory_mb"] = probe.peak_mb
     tags["timer"] = latency.timer
     tags["benchmark_mode"] = cfg.benchmark.mode
+    tags["latency_ci"] = statistics.METHOD
+    if metrics[names.LATENCY_COV] > statistics.UNSTABLE_COV:
+        tags["latency_unstable"] = (
+            f"CoV {100 * metrics[names.LATENCY_COV]:.1f} % > {100 * statistics.UNSTABLE_COV:.1f} %"
+        )
     _write_latencies(latency, ctx.work_dir / "latencies.csv")
     return JobResult(run_id=None, metrics=metrics, tags=tags)
 

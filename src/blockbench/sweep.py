@@ -195,7 +195,8 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
         ]
     else:
         lines += [
-            f"  latency median {m[names.LATENCY_MEDIAN]:.3f} ms, p99 {m[names.LATENCY_P99]:.3f} ms, "
+            f"  latency median {m[names.LATENCY_MEDIAN]:.3f} ms (95 % CI {m[names.LATENCY_MEDIAN_CI_LOW]:.3f}-"
+            f"{m[names.LATENCY_MEDIAN_CI_HIGH]:.3f}), p99 {m[names.LATENCY_P99]:.3f} ms, "
             f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
             f"{tags.get('timer')})",
             f"  parity max abs err {m[names.PARITY_MAX_ABS]:.3g}, build {m[names.BUILD_S]:.1f} s, "
