@@ -181,3 +181,20 @@ def test_a_sweep_sharing_one_export_stores_it_once_unless_asked_for_all(tmp_path
                      tmp_path=tmp_path)  # fmt: skip
     assert every.returncode == 0, every.stderr[-3000:]
     assert len(stored_copies(tmp_path, "model.onnx")) == 3
+
+
+@pytest.mark.parametrize(("policy", "status"), [("warn", "FINISHED"), ("fail", "FAILED")])
+def test_a_parity_failure_never_loses_the_latency(compose_cfg, tmp_path: Path, monkeypatch, policy, status) -> None:
+    from blockbench import pipeline
+    from blockbench.errors import ParityError
+
+    monkeypatch.setitem(pipeline.PARITY_TOLERANCE, "fp32", 0.0)  # any rounding difference is now a failure
+    cfg = compose_cfg(*TINY, f"benchmark.parity={policy}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}")
+    if policy == "fail":
+        with pytest.raises(ParityError, match="latency is measured and logged anyway"):
+            pipeline.run_job(cfg)
+    else:
+        assert pipeline.run_job(cfg).tags["parity"] == "fail"
+    (run,) = store_runs(tmp_path / "mlflow.db")
+    assert run["status"] == status and run["tags"]["parity"] == "fail"
+    assert run["metrics"]["latency_ms_median"] > 0 and run["metrics"]["parity_rel_l2_err"] > 0

@@ -22,6 +22,9 @@ from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 BENCHMARK_MODES = ("compute", "end_to_end")
 COMPLEXITY_COUNTERS = ("thop", "ptflops")
+TIMINGS = ("per_request", "pipelined", "both")
+CACHE_STATES = ("warm", "flushed")
+PARITY_POLICIES = ("warn", "fail")
 KEEP_MODEL_FILES = ("all", "first_per_content", "none")
 
 
@@ -93,8 +96,10 @@ class BenchmarkConfig:
     min_s: float = 3.0
     max_s: float = 600.0
     pinned_memory: bool = True
-    check_parity: bool = True
+    parity: str = "warn"  # warn | fail: a run beyond its precision's tolerance keeps its latency either way
     progress: bool = True
+    timing: str = "per_request"  # per_request | pipelined | both (benchmark.py says what each measures)
+    cache: str = "warm"  # warm | flushed: last-level cache flushed before each timed inference
 
 
 @dataclass
@@ -191,6 +196,9 @@ def validate_core(cfg: DictConfig) -> None:
     _choice("act.name", cfg.act.name, ACTIVATIONS)
     _choice("precision.name", cfg.precision.name, PRECISIONS)
     _choice("benchmark.mode", cfg.benchmark.mode, BENCHMARK_MODES)
+    _choice("benchmark.timing", cfg.benchmark.timing, TIMINGS)
+    _choice("benchmark.cache", cfg.benchmark.cache, CACHE_STATES)
+    _choice("benchmark.parity", cfg.benchmark.parity, PARITY_POLICIES)
     _choice("complexity.counter", cfg.complexity.counter, COMPLEXITY_COUNTERS)
     _choice("tracking.keep_model_files", cfg.tracking.keep_model_files, KEEP_MODEL_FILES)
     _at_least("tracking.large_file_mb", cfg.tracking.large_file_mb, 0)

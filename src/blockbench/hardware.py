@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import psutil
 import torch
@@ -98,3 +99,19 @@ class MemoryProbe:
     @property
     def peak_mb(self) -> float:
         return self.peak_bytes / 2**20
+
+
+def last_level_cache_bytes(device: torch.device) -> int:
+    """The device's last-level cache: a GPU's L2 (torch's device properties), a CPU's L3 (sysfs); 0 if unknown."""
+    if device.type == "cuda":
+        return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0))
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (index / "size").read_text().strip()
+            level = int((index / "level").read_text())
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        sizes.append((level, int(text.rstrip("KMG")) * scale))
+    return max(sizes)[1] if sizes else 0

@@ -18,3 +18,6 @@ ARTIFACT_MB = "artifact_mb"  # MiB this run added to the artifact store (identic
 LATENCY_MEDIAN_CI_LOW = "latency_ms_median_ci95_low"  # 95 % confidence interval of the median (statistics.py)
 LATENCY_MEDIAN_CI_HIGH = "latency_ms_median_ci95_high"
 LATENCY_COV = "latency_cov"
+PIPELINED_MEDIAN = "pipelined_ms_median"  # per inference, PIPELINE_DEPTH issued back to back (benchmark.py)
+PIPELINED_MEDIAN_CI_LOW = "pipelined_ms_median_ci95_low"
+PIPELINED_MEDIAN_CI_HIGH = "pipelined_ms_median_ci95_high"

@@ -151,6 +151,7 @@ def task(cfg: DictConfig) -> dict[str, Any]:
             print(f"{outcome['name']}: skipped, {result.skipped}", flush=True)
         else:
             outcome.update(status="finished", run_id=result.run_id, median_ms=result.metrics.get(names.LATENCY_MEDIAN))
+            outcome["parity"] = result.tags.get("parity")
             _print_summary(cfg, result)
     except KeyboardInterrupt as exc:
         code = interrupts.exit_code(exc)
@@ -194,11 +195,20 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
             f"({tags.get('export_cache', 'no export')})",
         ]
     else:
+        if names.LATENCY_MEDIAN in m:
+            lines.append(
+                f"  latency median {m[names.LATENCY_MEDIAN]:.3f} ms (95 % CI {m[names.LATENCY_MEDIAN_CI_LOW]:.3f}-"
+                f"{m[names.LATENCY_MEDIAN_CI_HIGH]:.3f}), p99 {m[names.LATENCY_P99]:.3f} ms, "
+                f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
+                f"{tags.get('timer')}, {tags.get('cache_state', 'warm')} caches)"
+            )
+        if names.PIPELINED_MEDIAN in m:
+            lines.append(
+                f"  pipelined {m[names.PIPELINED_MEDIAN]:.3f} ms per inference (95 % CI "
+                f"{m[names.PIPELINED_MEDIAN_CI_LOW]:.3f}-{m[names.PIPELINED_MEDIAN_CI_HIGH]:.3f}), "
+                f"{m['pipelined_throughput_qps']:.1f} img/s"
+            )
         lines += [
-            f"  latency median {m[names.LATENCY_MEDIAN]:.3f} ms (95 % CI {m[names.LATENCY_MEDIAN_CI_LOW]:.3f}-"
-            f"{m[names.LATENCY_MEDIAN_CI_HIGH]:.3f}), p99 {m[names.LATENCY_P99]:.3f} ms, "
-            f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
-            f"{tags.get('timer')})",
             f"  parity max abs err {m[names.PARITY_MAX_ABS]:.3g}, build {m[names.BUILD_S]:.1f} s, "
             f"export {m[names.EXPORT_S]:.1f} s ({tags.get('export_cache', 'no export')}), "
             f"peak memory {m['peak_memory_mb']:.0f} MB",
@@ -278,6 +288,9 @@ def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
     )
     for r in failed:
         print(f"  {r['status'].upper()} {r['name']} [{r.get('stage')}]: {redact(str(r.get('error')))}")
+    beyond = [r["name"] for r in results if r["status"] == "finished" and r.get("parity") == "fail"]
+    if beyond:
+        print(f"  parity beyond tolerance, latency kept (benchmark.parity=warn): {', '.join(beyond)}")
     skipped = [r for r in results if r["status"] == "skipped"]
     for r in skipped[:_LISTED_SKIPS]:
         print(f"  skipped {r['name']}: {r.get('reason')}")

@@ -83,6 +83,17 @@ def build_report(
     return report
 
 
+def _parity_failures(frame: Any) -> str:
+    """Runs whose output missed their precision's tolerance: listed on their own, never silently averaged in."""
+    if "parity" not in frame:
+        return "none"
+    bad = frame[frame["parity"] == "fail"]
+    if bad.empty:
+        return "none"
+    names = ", ".join(sorted(str(n) for n in bad["run_name"].dropna()))
+    return f"{len(bad)} run{'s' if len(bad) != 1 else ''}: {names}"
+
+
 def _versions(env: dict[str, Any]) -> str:
     packages = env.get("packages", {})
     parts = [f"Python {env['python']}"] if env.get("python") else []
@@ -131,6 +142,7 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
         f"- Versions: {_versions(env)}",
         f"- Git commit(s): {commits}",
         f"- Latency: `{metric}` of each run (ms, batch {_batch(frame)}); repeats of a configuration: their median",
+        f"- Parity beyond tolerance (latency kept): {_parity_failures(frame)}",
         f"- Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by "
         f"`{' '.join(shlex.quote(a) for a in ['python', '-m', 'blockbench.report', *sys.argv[1:]])}`",
         "",

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from blockbench.environment import cpu_model
+from blockbench.hardware import last_level_cache_bytes
 
 log = logging.getLogger(__name__)
 
@@ -173,22 +174,6 @@ def measure(device: torch.device, precisions: Sequence[str], known: DevicePeaks 
         peaks.cache_bytes = last_level_cache_bytes(device)
     peaks.measured.update(torch=torch.__version__, when=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return peaks
-
-
-def last_level_cache_bytes(device: torch.device) -> int:
-    """The device's last-level cache: a GPU's L2 (torch's device properties), a CPU's L3 (sysfs); 0 if unknown."""
-    if device.type == "cuda":
-        return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0))
-    sizes = []
-    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        try:
-            text = (index / "size").read_text().strip()
-            level = int((index / "level").read_text())
-        except (OSError, ValueError):
-            continue
-        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-        sizes.append((level, int(text.rstrip("KMG")) * scale))
-    return max(sizes)[1] if sizes else 0
 
 
 def load_cached(cache_dir: Path, device_name: str) -> DevicePeaks | None:

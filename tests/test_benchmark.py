@@ -1,0 +1,135 @@
+"""The latency harness on a fake step: stopping rules, the two latency definitions, cache flushing, progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from blockbench import benchmark
+from blockbench.backends.base import InferenceStep
+from blockbench.benchmark import PIPELINE_DEPTH, BenchmarkSettings, measure
+from blockbench.errors import ConfigError
+
+
+class FakeClock:
+    """Monotonic time that only moves when the fake step runs (or the flush writes)."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def monotonic(self) -> float:
+        return self.ns / 1e9
+
+
+class FakeStep(InferenceStep):
+    """A synchronous step whose n-th call takes ``costs_ms[n % len]`` on the fake clock."""
+
+    def __init__(self, clock: FakeClock, costs_ms: list[float], cold_ms: float = 50.0) -> None:
+        self.clock, self.costs, self.cold = clock, costs_ms, cold_ms
+        self.calls = 0
+
+    def __call__(self) -> None:
+        cost = self.cold if self.calls == 0 else self.costs[(self.calls - 1) % len(self.costs)]
+        self.clock.ns += int(cost * 1e6)
+        self.calls += 1
+
+    def output(self) -> torch.Tensor:
+        return torch.zeros(1)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(benchmark.time, "perf_counter_ns", fake.perf_counter_ns)
+    monkeypatch.setattr(benchmark.time, "monotonic", fake.monotonic)
+    return fake
+
+
+def settings(**changes: object) -> BenchmarkSettings:
+    base = {"warmup_iters": 3, "warmup_s": 0.0, "min_iters": 40, "min_s": 0.0, "max_s": 60.0, "progress": False}
+    return BenchmarkSettings(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_per_request_samples_are_the_step_times_and_the_cold_call_is_apart(clock: FakeClock) -> None:
+    step = FakeStep(clock, [1.0, 3.0])
+    result = measure(step, settings())
+    assert result.first_inference_ms == pytest.approx(50.0)
+    assert result.samples_ms.size == 40 and set(np.round(result.samples_ms, 6)) == {1.0, 3.0}
+    summary = result.summary()
+    assert summary["latency_ms_median"] == pytest.approx(2.0)
+    assert summary["latency_ms_median_ci95_low"] == pytest.approx(1.0)
+    assert summary["latency_ms_median_ci95_high"] == pytest.approx(3.0)
+    assert "pipelined_ms_median" not in summary
+
+
+def test_the_stopping_rule_needs_both_iterations_and_seconds(clock: FakeClock) -> None:
+    result = measure(FakeStep(clock, [10.0]), settings(min_iters=5, min_s=1.0))
+    assert result.samples_ms.size == 100  # 1 s of 10 ms inferences, though 5 were asked for
+
+
+def test_max_s_stops_a_long_measurement_and_keeps_what_it_measured(clock: FakeClock) -> None:
+    result = measure(FakeStep(clock, [100.0]), settings(min_iters=1000, max_s=2.0))
+    assert 0 < result.samples_ms.size < 1000
+
+
+def test_pipelined_timing_divides_a_back_to_back_batch(clock: FakeClock) -> None:
+    step = FakeStep(clock, [1.0, 3.0])
+    result = measure(step, settings(timing="both"))
+    summary = result.summary()
+    assert result.pipelined_ms.size == 10  # 40 inferences would be 2 batches: at least 10 for an interval
+    assert summary["pipelined_ms_median"] == pytest.approx(2.0)  # a batch alternates 1 and 3 ms
+    assert summary["pipelined_throughput_qps"] == pytest.approx(500.0)
+    only = measure(FakeStep(clock, [2.0]), settings(timing="pipelined"))
+    assert only.samples_ms.size == 0 and "latency_ms_median" not in only.summary()
+    assert only.summary()["pipelined_ms_median"] == pytest.approx(2.0) and PIPELINE_DEPTH == 20
+
+
+def test_a_flush_runs_before_each_timed_inference_and_outside_its_time(clock: FakeClock, monkeypatch) -> None:
+    flushed_at: list[int] = []
+    monkeypatch.setattr(benchmark, "last_level_cache_bytes", lambda device: 1024)
+
+    class Recording(benchmark._Flusher):
+        def __call__(self) -> None:
+            super().__call__()
+            flushed_at.append(clock.ns)
+            clock.ns += 5_000_000  # the write takes 5 ms: it must not show in any sample
+
+    monkeypatch.setattr(benchmark, "_Flusher", Recording)
+    step = FakeStep(clock, [1.0])
+    result = measure(step, settings(cache="flushed", min_iters=10))
+    assert len(flushed_at) == 10  # timed calls only: not the cold call, not the warm-up
+    assert np.allclose(result.samples_ms, 1.0)
+    assert result.summary()["cache_flush_mb"] == pytest.approx(2048 / 2**20)
+
+
+def test_flushing_is_refused_where_the_cache_size_is_unknown(clock: FakeClock, monkeypatch) -> None:
+    monkeypatch.setattr(benchmark, "last_level_cache_bytes", lambda device: 0)
+    with pytest.raises(ConfigError, match=r"benchmark\.cache=flushed needs the size"):
+        measure(FakeStep(clock, [1.0]), settings(cache="flushed"))
+
+
+def test_the_flush_buffer_is_twice_the_cache_and_changes_every_time() -> None:
+    flush = benchmark._Flusher(FakeStep(FakeClock(), [1.0]), 4096)
+    flush()
+    first = int(flush.buffer[0])
+    flush()
+    assert flush.nbytes == 8192 and flush.buffer.size == 8192 and int(flush.buffer[0]) != first
+
+
+def test_the_progress_total_follows_the_iterations_actually_run(clock: FakeClock, monkeypatch) -> None:
+    seen: list[tuple[int, int]] = []
+    real = benchmark.tqdm
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def close(self) -> None:
+            seen.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(benchmark, "tqdm", Spy)
+    monkeypatch.setattr(benchmark.sys.stderr, "isatty", lambda: True)
+    result = measure(FakeStep(clock, [10.0]), settings(min_iters=5, min_s=1.0, progress=True))
+    assert seen[0] == (result.samples_ms.size, result.samples_ms.size)  # 100 of 100, not 100 of 5
