@@ -1,0 +1,77 @@
+"""Latency under each timing condition: warm vs flushed caches x per-request vs pipelined, with 95 % intervals.
+
+Runs the real pipeline (``blockbench.pipeline.run_job``, tracking off) for a few configurations, each with
+``benchmark.timing=both`` and ``benchmark.cache`` warm and flushed, and prints a Markdown table; ``--csv`` also
+writes every metric of every job. Which configurations and engine: ``--configs`` and ``--overrides``.
+
+    python benchmarks/timing_conditions.py --csv docs/gpu/timing_conditions_h200.csv \\
+        --overrides hardware.device=cuda precision=fp16 backend=torch backend.mode=cuda_graph
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from blockbench import metric_names as names
+from blockbench.config import project_root
+from blockbench.pipeline import run_job
+
+CONFIGS = [
+    "block=vgg norm=bn act=relu resolution.size=64",
+    "block=mobilenet norm=bn act=relu resolution.size=64",
+    "block=mobilenet norm=ln act=relu resolution.size=64",
+    "block=convnext norm=bn act=relu resolution.size=64",
+    "block=mobilenet norm=bn act=relu resolution.size=256",
+    "block=vgg norm=bn act=relu resolution.size=1024",
+]
+TIMING = ["benchmark.timing=both", "benchmark.min_iters=300", "benchmark.min_s=1", "benchmark.progress=false"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=CONFIGS, help="one quoted override list per configuration")
+    parser.add_argument("--overrides", nargs="*", default=[], help="applied to every job (device, engine, ...)")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/blockbench-timing-conditions"))
+    parser.add_argument("--csv", type=Path, help="write every job's metrics here")
+    args = parser.parse_args(argv)
+    rows = []
+    print("| config | cache | per-request median ms [95 % CI] | pipelined ms/inference [95 % CI] | CoV % |")
+    print("|---|---|---|---|---|")
+    with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+        for number, config in enumerate(args.configs):
+            for cache in ("warm", "flushed"):
+                overrides = [
+                    *config.split(),
+                    *TIMING,
+                    f"benchmark.cache={cache}",
+                    *args.overrides,
+                    "tracking.enabled=false",
+                    f"work_dir={args.work_dir / f'{number}-{cache}'}",
+                ]
+                result = run_job(compose("config", overrides=overrides))
+                m = result.metrics
+                rows.append({"config": config, "cache": cache, "overrides": " ".join(args.overrides), **m})
+                print(
+                    f"| {config} | {cache} | {m[names.LATENCY_MEDIAN]:.3f} [{m[names.LATENCY_MEDIAN_CI_LOW]:.3f}, "
+                    f"{m[names.LATENCY_MEDIAN_CI_HIGH]:.3f}] | {m[names.PIPELINED_MEDIAN]:.3f} "
+                    f"[{m[names.PIPELINED_MEDIAN_CI_LOW]:.3f}, {m[names.PIPELINED_MEDIAN_CI_HIGH]:.3f}] | "
+                    f"{100 * m[names.LATENCY_COV]:.2f} |",
+                    flush=True,
+                )
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        columns = sorted({key for row in rows for key in row}, key=lambda k: (k not in ("config", "cache"), k))
+        with args.csv.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
