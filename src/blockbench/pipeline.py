@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from blockbench import faults, preflight, resume, statistics
 from blockbench import metric_names as names
-from blockbench.backends import Backend, JobContext, parse_settings
+from blockbench.backends import Backend, InferenceStep, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
 from blockbench.cache import ContentCache, sha256_file
 from blockbench.complexity import Complexity, measure_complexity
@@ -333,6 +333,29 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     return JobResult(run_id=None, metrics=metrics, tags=tags, failure=failure)
 
 
+@contextmanager
+def open_step(plan: JobPlan) -> Iterator[InferenceStep | None]:
+    """The job's engine, built from the caches (or into them), as an inference step; released on exit.
+
+    No MLflow run and no timing: what prebuilding and interleaved comparisons need. None for a build-only job.
+    """
+    ctx = plan.ctx
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    set_numeric_mode(ctx.precision, ctx.cpu_threads)
+    model = build_model(plan.cfg, ctx.device)
+    _cached_complexity(plan)
+    host_input = _job_input(plan)
+    onnx_path = _cached_export(plan, model, host_input)[0] if plan.backend_class.needs_onnx else None
+    backend = plan.backend_class(plan.settings, ctx)
+    try:
+        backend.build(model.to(ctx.dtype), onnx_path)
+        yield None if ctx.build_only else backend.step(host_input, plan.cfg.benchmark.mode)
+    finally:
+        backend.close()
+        del model
+        _release_memory()
+
+
 def prebuild_job(cfg: DictConfig) -> None:
     """Fill the caches a job's timed run reads, untimed and with no MLflow run: MAC count, ONNX export, engine.
 
@@ -340,23 +363,9 @@ def prebuild_job(cfg: DictConfig) -> None:
     cache for TensorRT); building it means ``build`` plus the first call, which is where compilers do their work.
     Sweeps run this for many jobs in parallel processes (:mod:`blockbench.prebuild`) before timing them one by one.
     """
-    plan = plan_job(cfg)
-    ctx = plan.ctx
-    ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    set_numeric_mode(ctx.precision, ctx.cpu_threads)
-    model = build_model(cfg, ctx.device)
-    _cached_complexity(plan)
-    host_input = _job_input(plan)
-    onnx_path = _cached_export(plan, model, host_input)[0] if plan.backend_class.needs_onnx else None
-    backend = plan.backend_class(plan.settings, ctx)
-    try:
-        backend.build(model.to(ctx.dtype), onnx_path)
-        if not ctx.build_only:
-            backend.step(host_input, cfg.benchmark.mode).output()
-    finally:
-        backend.close()
-        del model
-        _release_memory()
+    with open_step(plan_job(cfg)) as step:
+        if step is not None:
+            step.output()
 
 
 def _sources_sha256(patterns: tuple[str, ...]) -> str:

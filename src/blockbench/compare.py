@@ -1,0 +1,208 @@
+"""A/B comparison of two configurations: ratio of median latencies, its 95 % interval, and a verdict.
+
+    python -m blockbench.compare RUN_ID_A RUN_ID_B                       # two logged runs
+    python -m blockbench.compare --a block=mobilenet,norm=bn --b block=mobilenet,norm=ln   # selectors, newest run
+    python -m blockbench.compare --interleave --a "block=mobilenet norm=bn" --b "block=mobilenet norm=ln" \\
+        -- hardware.device=cuda precision=fp16 backend=torch backend.mode=cuda_graph
+
+The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, a fixed seed, so
+the same samples always give the same interval): the ratio of two medians has no exact distribution-free interval,
+and the bootstrap needs no assumption about the latency distribution. Verdict, at a threshold ``t`` (default 1 %):
+B is slower (faster) when the whole interval lies above ``1 + t`` (below ``1 - t``); the two are equivalent when it
+lies within ``[1 - t, 1 + t]``; otherwise no difference is detectable with these samples.
+
+``--interleave`` measures the two configurations alternately in one process (A, B, A, B, ... in rounds of
+``--round`` inferences), so a drift of clocks or temperature over the measurement falls on both alike instead of
+masquerading as a difference between two runs made minutes apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
+
+BOOTSTRAP_RESAMPLES = 4000
+SEED = 20261202
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``median(B) / median(A)`` with its 95 % interval and the verdict at ``threshold``."""
+
+    median_a: float
+    median_b: float
+    ratio: float
+    low: float
+    high: float
+    threshold: float
+    n_a: int
+    n_b: int
+
+    @property
+    def verdict(self) -> str:
+        t = self.threshold
+        if self.low > 1 + t:
+            return f"B is slower than A: {100 * (self.ratio - 1):.1f} % (interval excludes +{100 * t:g} %)"
+        if self.high < 1 - t:
+            return f"B is faster than A: {100 * (1 - self.ratio):.1f} % (interval excludes -{100 * t:g} %)"
+        if 1 - t <= self.low and self.high <= 1 + t:
+            return f"equivalent within ±{100 * t:g} %"
+        return f"no detectable difference at ±{100 * t:g} % with these samples"
+
+    def report(self) -> str:
+        return (
+            f"A: median {self.median_a:.4f} ms ({self.n_a} samples); B: median {self.median_b:.4f} ms "
+            f"({self.n_b} samples)\nB / A = {self.ratio:.4f}, 95 % interval [{self.low:.4f}, {self.high:.4f}] "
+            f"(percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples)\nverdict: {self.verdict}"
+        )
+
+
+def compare_samples(a: np.ndarray, b: np.ndarray, threshold: float = 0.01) -> Comparison:
+    """The ratio of medians of two sample sets, bootstrapped (seeded, so reproducible)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size < 2 or b.size < 2:
+        raise ConfigError(f"a comparison needs at least 2 samples on each side; got {a.size} and {b.size}")
+    rng = np.random.default_rng(SEED)
+    med_a = np.median(a[rng.integers(0, a.size, (BOOTSTRAP_RESAMPLES, a.size))], axis=1)
+    med_b = np.median(b[rng.integers(0, b.size, (BOOTSTRAP_RESAMPLES, b.size))], axis=1)
+    ratios = med_b / med_a
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    median_a, median_b = float(np.median(a)), float(np.median(b))
+    return Comparison(median_a, median_b, median_b / median_a, float(low), float(high), threshold, a.size, b.size)
+
+
+# -- logged runs ---------------------------------------------------------------------------------------------------
+
+
+def _samples_of_run(client: object, run_id: str, timing: str) -> np.ndarray:
+    """The kept samples of one run (its ``latencies.csv`` artifact), per-request or pipelined."""
+    import mlflow.artifacts
+
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/latencies.csv")
+    except Exception as exc:
+        raise ConfigError(f"run {run_id}: cannot read its latencies.csv ({exc})") from exc
+    lines = text.strip().splitlines()
+    header = lines[0].split(",")
+    if header[0] != "timing":  # runs logged before both timings existed: per-request only
+        return np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=1, ndmin=1)
+    values = [float(v) for k, _, v in (line.split(",") for line in lines[1:]) if k == timing]
+    if not values:
+        raise ConfigError(f"run {run_id} has no {timing} samples (benchmark.timing was not {timing} or both)")
+    return np.asarray(values)
+
+
+def _run_by_selector(client: object, experiment_id: str, selector: str) -> str:
+    """The newest FINISHED, timed run whose tags match ``key=value,key=value``."""
+    pairs = [p.split("=", 1) for p in selector.replace(" ", ",").split(",") if p]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ConfigError(f"selector {selector!r} must be key=value pairs, e.g. block=mobilenet,norm=bn")
+    clauses = [f"tags.`{k}` = '{v}'" for k, v in pairs] + ["attributes.status = 'FINISHED'"]
+    runs = client.search_runs(  # type: ignore[attr-defined]
+        [experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=50
+    )
+    timed = [r for r in runs if r.data.tags.get("build_only") != "true" and "latency_ms_median" in r.data.metrics]
+    if not timed:
+        raise ConfigError(f"no FINISHED timed run matches {selector!r}")
+    return str(timed[0].info.run_id)
+
+
+def compare_runs(uri: str, experiment: str, a: str, b: str, timing: str, threshold: float) -> Comparison:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ConfigError(f"no experiment {experiment!r} in {uri}")
+    ids = [x if "=" not in x else _run_by_selector(client, found.experiment_id, x) for x in (a, b)]
+    print(f"A: run {ids[0]}\nB: run {ids[1]}")
+    return compare_samples(_samples_of_run(client, ids[0], timing), _samples_of_run(client, ids[1], timing), threshold)
+
+
+# -- interleaved re-measurement ------------------------------------------------------------------------------------
+
+
+def interleave(
+    a: list[str], b: list[str], common: list[str], rounds: int, per_round: int, threshold: float
+) -> Comparison:
+    """Build both engines, then time A and B alternately in one process: rounds of ``per_round`` inferences."""
+    from hydra import compose, initialize_config_dir
+
+    from blockbench.benchmark import _Timer
+    from blockbench.config import project_root
+    from blockbench.pipeline import open_step, plan_job
+
+    with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+        cfgs = [
+            compose(
+                "config", overrides=[*side, *common, "tracking.enabled=false", f"work_dir=/tmp/blockbench-compare/{n}"]
+            )
+            for n, side in (("a", a), ("b", b))
+        ]
+    plans = [plan_job(cfg) for cfg in cfgs]
+    if plans[0].ctx.precision != plans[1].ctx.precision or plans[0].ctx.device != plans[1].ctx.device:
+        raise ConfigError(
+            "--interleave compares two configurations on one device in one precision (numeric modes are global)"
+        )
+    with contextlib.ExitStack() as stack:
+        steps = [stack.enter_context(open_step(plan)) for plan in plans]
+        if any(step is None for step in steps):
+            raise ConfigError("--interleave needs engines this machine can run (a build-only job has none)")
+        timers = [_Timer(step) for step in steps]  # type: ignore[arg-type]
+        samples: list[list[float]] = [[], []]
+        for step, timer in zip(steps, timers, strict=True):
+            with step.context():  # type: ignore[union-attr]
+                for _ in range(max(10, per_round)):  # warm-up: caches, clocks, lazy initialisation
+                    timer()
+        for _ in range(rounds):
+            for side, (step, timer) in enumerate(zip(steps, timers, strict=True)):
+                with step.context():  # type: ignore[union-attr]
+                    samples[side].extend(timer() for _ in range(per_round))
+    return compare_samples(np.asarray(samples[0]), np.asarray(samples[1]), threshold)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from blockbench.config import default_tracking_uri
+
+    parser = argparse.ArgumentParser(prog="python -m blockbench.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", help="two run ids: A then B")
+    parser.add_argument("--a", help="A: tag selector (key=value,...) of a logged run; with --interleave, overrides")
+    parser.add_argument("--b", help="B: likewise")
+    parser.add_argument("--tracking-uri", default=default_tracking_uri())
+    parser.add_argument("--experiment", default="blockbench")
+    parser.add_argument("--timing", choices=("per_request", "pipelined"), default="per_request")
+    parser.add_argument("--threshold", type=float, default=0.01, help="relative difference that matters (0.01 = 1 %%)")
+    parser.add_argument("--interleave", action="store_true", help="re-measure A and B alternately in this process")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--round", dest="per_round", type=int, default=20, help="inferences per side per round")
+    parser.add_argument("common", nargs=argparse.REMAINDER, help="after --: overrides for both (with --interleave)")
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.interleave:
+            if not (args.a and args.b):
+                raise ConfigError("--interleave needs --a and --b: the overrides of each configuration")
+            common = [x for x in [*extra, *args.common] if x != "--"]
+            result = interleave(args.a.split(), args.b.split(), common, args.rounds, args.per_round, args.threshold)
+        else:
+            pair = args.runs if len(args.runs) == 2 else [args.a, args.b]
+            if any(x is None for x in pair) or len(pair) != 2:
+                raise ConfigError("give two run ids (A B), or --a and --b selectors")
+            result = compare_runs(args.tracking_uri, args.experiment, pair[0], pair[1], args.timing, args.threshold)
+    except BlockbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXPLAINED_EXIT
+    print(result.report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""A/B comparison: known samples in, known ratios, intervals and verdicts out; runs found by id or by tags."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blockbench.compare import compare_samples, main
+from tests.conftest import ROOT, TINY, run_main, store_runs
+
+
+def noisy(median: float, n: int, seed: int, spread: float = 0.005) -> np.ndarray:
+    return median * (1 + spread * np.random.default_rng(seed).standard_normal(n))
+
+
+def test_a_ten_percent_slowdown_is_found_with_its_interval() -> None:
+    result = compare_samples(noisy(1.0, 300, 1), noisy(1.10, 300, 2))
+    assert result.ratio == pytest.approx(1.10, abs=0.003)
+    assert 1.09 < result.low < result.ratio < result.high < 1.11
+    assert result.verdict.startswith("B is slower than A: 10.")
+
+
+def test_faster_equivalent_and_undecided() -> None:
+    assert compare_samples(noisy(1.0, 300, 3), noisy(0.9, 300, 4)).verdict.startswith("B is faster than A")
+    same = compare_samples(noisy(1.0, 500, 5), noisy(1.0, 500, 6), threshold=0.01)
+    assert same.verdict == "equivalent within ±1 %"
+    few = compare_samples(noisy(1.0, 8, 7, spread=0.2), noisy(1.02, 8, 8, spread=0.2))
+    assert few.verdict == "no detectable difference at ±1 % with these samples"
+
+
+def test_the_interval_is_reproducible() -> None:
+    a, b = noisy(1.0, 100, 9), noisy(1.05, 100, 10)
+    assert compare_samples(a, b) == compare_samples(a, b)
+
+
+def test_too_few_samples_are_refused() -> None:
+    from blockbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 2 samples"):
+        compare_samples(np.array([1.0]), np.array([1.0, 2.0]))
+
+
+@pytest.mark.slow
+def test_two_logged_runs_compared_by_tags_and_by_ids(tmp_path: Path, capsys) -> None:
+    for norm in ("bn", "ln"):
+        assert run_main(*TINY, "block=mobilenet", f"norm={norm}", tmp_path=tmp_path).returncode == 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["--tracking-uri", uri, "--a", "block=mobilenet,norm=bn", "--b", "block=mobilenet,norm=ln"]) == 0
+    out = capsys.readouterr().out
+    assert "B / A = " in out and "95 % interval" in out and "verdict: " in out
+    by_norm = {r["tags"]["norm"]: r["run_id"] for r in store_runs(tmp_path / "mlflow.db")}
+    assert main(["--tracking-uri", uri, by_norm["bn"], by_norm["ln"]]) == 0
+    assert f"A: run {by_norm['bn']}" in capsys.readouterr().out
+
+
+def test_a_selector_matching_nothing_is_one_message_and_exit_2(tmp_path: Path) -> None:
+    assert run_main(*TINY, tmp_path=tmp_path).returncode == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "blockbench.compare", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--a", "block=vgg", "--b", "block=convnext"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "no FINISHED timed run matches 'block=convnext'" in proc.stderr
+    assert "Traceback" not in proc.stderr
