@@ -66,3 +66,31 @@ def test_a_selector_matching_nothing_is_one_message_and_exit_2(tmp_path: Path) -
     )  # fmt: skip
     assert proc.returncode == 2 and "no FINISHED timed run matches 'block=convnext'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_interleave_applies_the_common_overrides(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "blockbench.compare", "--interleave", "--a", "block=mobilenet norm=bn",
+         "--b", "block=mobilenet norm=ln", "--", "benchmark.batch_size=0"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "benchmark.batch_size=0 is not allowed" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_interleave_times_both_tiny_networks_alternately(capsys) -> None:
+    tiny = [a for a in TINY if a.startswith("model.")]
+    args = [
+        "--interleave",
+        "--a",
+        "block=mobilenet norm=bn",
+        "--b",
+        "block=vgg norm=bn",
+        "--rounds",
+        "3",
+        "--round",
+        "4",
+    ]
+    assert main([*args, *tiny, "cache_dir=/tmp/blockbench-compare-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "A: mobilenet-bn-relu-64-fp32-onnxruntime (cpu, compute)" in out and "(12 samples)" in out

@@ -139,7 +139,7 @@ def interleave(
 
     from blockbench.benchmark import _Timer
     from blockbench.config import project_root
-    from blockbench.pipeline import open_step, plan_job
+    from blockbench.pipeline import open_step, plan_job, run_name
 
     with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
         cfgs = [
@@ -149,6 +149,8 @@ def interleave(
             for n, side in (("a", a), ("b", b))
         ]
     plans = [plan_job(cfg) for cfg in cfgs]
+    for side, cfg in zip("AB", cfgs, strict=True):
+        print(f"{side}: {run_name(cfg)} ({cfg.hardware.device}, {cfg.benchmark.mode})", flush=True)
     if plans[0].ctx.precision != plans[1].ctx.precision or plans[0].ctx.device != plans[1].ctx.device:
         raise ConfigError(
             "--interleave compares two configurations on one device in one precision (numeric modes are global)"
@@ -174,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from blockbench.config import default_tracking_uri
 
     parser = argparse.ArgumentParser(prog="python -m blockbench.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="*", help="two run ids: A then B")
+    parser.add_argument(
+        "runs", nargs="*", help="two run ids, A then B; with --interleave: overrides for both, after --"
+    )
     parser.add_argument("--a", help="A: tag selector (key=value,...) of a logged run; with --interleave, overrides")
     parser.add_argument("--b", help="B: likewise")
     parser.add_argument("--tracking-uri", default=default_tracking_uri())
@@ -184,14 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interleave", action="store_true", help="re-measure A and B alternately in this process")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--round", dest="per_round", type=int, default=20, help="inferences per side per round")
-    parser.add_argument("common", nargs=argparse.REMAINDER, help="after --: overrides for both (with --interleave)")
-    args, extra = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     try:
         if args.interleave:
             if not (args.a and args.b):
                 raise ConfigError("--interleave needs --a and --b: the overrides of each configuration")
-            common = [x for x in [*extra, *args.common] if x != "--"]
-            result = interleave(args.a.split(), args.b.split(), common, args.rounds, args.per_round, args.threshold)
+            result = interleave(args.a.split(), args.b.split(), args.runs, args.rounds, args.per_round, args.threshold)
         else:
             pair = args.runs if len(args.runs) == 2 else [args.a, args.b]
             if any(x is None for x in pair) or len(pair) != 2:
