@@ -72,6 +72,13 @@ def _chosen_backends(conf: Path, overrides: list[Any], groups: dict[str, list[st
     """Backend names the command line selects (each option of a backend sweep), else the default's."""
     defaults = OmegaConf.load(conf / "config.yaml").defaults
     chosen = [str(d["backend"]) for d in defaults if not isinstance(d, str) and "backend" in d]
+    for override in overrides:  # a preset (+experiment=...) may choose the backend: `override /backend: torch`
+        group, option = override.key_or_group, override.value()
+        if group in groups and group != "backend" and isinstance(option, str) and option in groups[group]:
+            preset = OmegaConf.load(conf / group / f"{option}.yaml")
+            for entry in preset.get("defaults", []):
+                if not isinstance(entry, str) and "override /backend" in entry:
+                    chosen = [str(entry["override /backend"])]
     for override in overrides:
         if override.key_or_group == "backend":
             values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
