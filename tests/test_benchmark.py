@@ -133,3 +133,10 @@ def test_the_progress_total_follows_the_iterations_actually_run(clock: FakeClock
     monkeypatch.setattr(benchmark.sys.stderr, "isatty", lambda: True)
     result = measure(FakeStep(clock, [10.0]), settings(min_iters=5, min_s=1.0, progress=True))
     assert seen[0] == (result.samples_ms.size, result.samples_ms.size)  # 100 of 100, not 100 of 5
+
+
+def test_clock_event_reasons_are_spelled_out() -> None:
+    from blockbench.hardware import clock_event_names
+
+    assert clock_event_names(0) == "none"
+    assert clock_event_names(0x4 | 0x40) == "sw_power_cap+hw_thermal_slowdown"

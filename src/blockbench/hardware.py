@@ -68,9 +68,32 @@ def gpu_state(device: torch.device) -> dict[str, float]:
             "mem_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)),
             "temperature_c": float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
             "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+            # why the clocks are below their maximum now (NVML's bitmask; clock_event_names decodes it)
+            "clock_event_reasons": float(pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle)),
         }
     except pynvml.NVMLError:
         return {}
+
+
+# NVML's clock-event reasons (nvmlClocksEventReason*), the bits an unstable run's tag spells out.
+CLOCK_EVENT_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+
+
+def clock_event_names(mask: float) -> str:
+    """``sw_power_cap+hw_slowdown`` for an NVML clock-event bitmask; ``none`` for 0."""
+    bits = int(mask)
+    names = [name for bit, name in CLOCK_EVENT_REASONS.items() if bits & bit]
+    return "+".join(names) or "none"
 
 
 class MemoryProbe:

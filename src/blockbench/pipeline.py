@@ -36,7 +36,13 @@ from blockbench.config import project_root, validate_core
 from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, package_version
 from blockbench.errors import BlockbenchError, ParityError
 from blockbench.export import export_onnx
-from blockbench.hardware import MemoryProbe, last_level_cache_bytes, resolve_device, set_numeric_mode
+from blockbench.hardware import (
+    MemoryProbe,
+    clock_event_names,
+    last_level_cache_bytes,
+    resolve_device,
+    set_numeric_mode,
+)
 from blockbench.memory import check_memory
 from blockbench.models import build_model, build_skeleton
 from blockbench.tracking import HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
@@ -325,9 +331,12 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     tags["cache_state"] = cfg.benchmark.cache
     metrics["last_level_cache_mb"] = last_level_cache_bytes(ctx.device) / 2**20  # 0: the machine does not say
     if metrics.get(names.LATENCY_COV, 0.0) > statistics.UNSTABLE_COV:
-        tags["latency_unstable"] = (
-            f"CoV {100 * metrics[names.LATENCY_COV]:.1f} % > {100 * statistics.UNSTABLE_COV:.1f} %"
-        )
+        cov, limit = 100 * metrics[names.LATENCY_COV], 100 * statistics.UNSTABLE_COV
+        ends = [
+            metrics[key] for key in ("gpu_clock_event_reasons_start", "gpu_clock_event_reasons_end") if key in metrics
+        ]
+        why = f"; GPU clock events {clock_event_names(ends[0])} -> {clock_event_names(ends[-1])}" if ends else ""
+        tags["latency_unstable"] = f"CoV {cov:.1f} % > {limit:.1f} %{why}"
     _write_latencies(latency, ctx.work_dir / "latencies.csv")
     failure = parity_failure[0] if parity_failure and cfg.benchmark.parity == "fail" else None
     return JobResult(run_id=None, metrics=metrics, tags=tags, failure=failure)
