@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -63,16 +64,23 @@ def gpu_state(device: torch.device) -> dict[str, float]:
         if visible and visible.split(",")[index].strip().isdigit():
             index = int(visible.split(",")[index])
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        return {
+        state = {
             "sm_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
             "mem_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)),
             "temperature_c": float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
             "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
-            # why the clocks are below their maximum now (NVML's bitmask; clock_event_names decodes it)
-            "clock_event_reasons": float(pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle)),
         }
     except pynvml.NVMLError:
         return {}
+    # Why the clocks are below their maximum now (NVML's bitmask, decoded by clock_event_names); older bindings
+    # name the call "throttle reasons".
+    reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
+    if reasons is not None:
+        with contextlib.suppress(pynvml.NVMLError):
+            state["clock_event_reasons"] = float(reasons(handle))
+    return state
 
 
 # NVML's clock-event reasons (nvmlClocksEventReason*), the bits an unstable run's tag spells out.
