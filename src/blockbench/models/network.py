@@ -9,8 +9,8 @@ from torch import nn
 
 from blockbench.models.blocks import (
     BLOCK_TYPES,
-    ConvNeXtBlock,
     ChannelsFirstLayerNorm,
+    ConvNeXtBlock,
     NativeLayerNorm,
     act_factory,
     norm_factory,
