@@ -18,7 +18,7 @@ from blockbench.backends.tensorrt import library
 from blockbench.backends.tensorrt.cache import (
     BuildTarget,
     EngineCache,
-    TimingCacheFile,
+    SharedCacheFile,
     atomic_write,
     engine_key,
     onnx_digest,
@@ -158,21 +158,21 @@ class TestEngineCache:
         assert not plan.exists() and not meta_path.exists()
 
 
-class TestTimingCacheFile:
+class TestSharedCacheFile:
     def test_one_file_per_release_and_gpu(self, tmp_path: Path) -> None:
-        a = TimingCacheFile(tmp_path, "10.16.1.11", GPU)
+        a = SharedCacheFile(tmp_path, "10.16.1.11", GPU)
         assert a.path.name == "tensorrt-10.16.1.11-nvidia-h100-80gb-hbm3-sm90.cache"
-        assert TimingCacheFile(tmp_path, "11.4.0.106", GPU).path != a.path
+        assert SharedCacheFile(tmp_path, "11.4.0.106", GPU).path != a.path
 
     def test_save_without_a_concurrent_writer_writes_ours(self, tmp_path: Path) -> None:
-        file = TimingCacheFile(tmp_path, "10.16.1.11", GPU)
+        file = SharedCacheFile(tmp_path, "10.16.1.11", GPU)
         assert file.load() is None
         file.save(b"ours", None, merge=lambda ours, theirs: pytest.fail("nothing to merge"))
         file.save(b"ours2", b"ours", merge=lambda ours, theirs: pytest.fail("unchanged on disk"))
         assert file.load() == b"ours2"
 
     def test_save_merges_what_another_job_wrote_meanwhile(self, tmp_path: Path) -> None:
-        file = TimingCacheFile(tmp_path, "10.16.1.11", GPU)
+        file = SharedCacheFile(tmp_path, "10.16.1.11", GPU)
         atomic_write(file.path, b"other-job")
         file.save(b"ours", None, merge=lambda ours, theirs: ours + b"+" + theirs)
         assert file.load() == b"ours+other-job"

@@ -16,7 +16,7 @@ import torch
 
 from blockbench.backends.base import JobContext
 from blockbench.backends.tensorrt import TensorRTBackend, TensorRTStep, _pretty_json
-from blockbench.backends.tensorrt.cache import BuildTarget, TimingCacheFile
+from blockbench.backends.tensorrt.cache import BuildTarget, SharedCacheFile
 from blockbench.backends.tensorrt.diagnostics import (
     EngineRuntimeError,
     LayerTimes,
@@ -247,7 +247,7 @@ class TestTensorRTRTXRuntime:
         step = TensorRTStep(engine, torch.randn(1, 3, 64, 64), "compute", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
         backend = TensorRTBackend(TensorRTSettings(library="tensorrt_rtx"), ctx(tmp_path))
         backend.engine = engine
-        file = TimingCacheFile(
+        file = SharedCacheFile(
             tmp_path / "runtime", RTX_VERSION, BuildTarget("NVIDIA GeForce RTX 4090", "8.9"), "tensorrt_rtx"
         )
         backend.runtime_cache = file

@@ -81,7 +81,7 @@ def compare_samples(a: np.ndarray, b: np.ndarray, threshold: float = 0.01) -> Co
 # -- logged runs ---------------------------------------------------------------------------------------------------
 
 
-def _samples_of_run(client: object, run_id: str, timing: str) -> np.ndarray:
+def _samples_of_run(run_id: str, timing: str) -> np.ndarray:
     """The kept samples of one run (its ``latencies.csv`` artifact), per-request or pipelined."""
     import mlflow.artifacts
 
@@ -125,7 +125,7 @@ def compare_runs(uri: str, experiment: str, a: str, b: str, timing: str, thresho
         raise ConfigError(f"no experiment {experiment!r} in {uri}")
     ids = [x if "=" not in x else _run_by_selector(client, found.experiment_id, x) for x in (a, b)]
     print(f"A: run {ids[0]}\nB: run {ids[1]}")
-    return compare_samples(_samples_of_run(client, ids[0], timing), _samples_of_run(client, ids[1], timing), threshold)
+    return compare_samples(_samples_of_run(ids[0], timing), _samples_of_run(ids[1], timing), threshold)
 
 
 # -- interleaved re-measurement ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from torch import nn
 
 from blockbench import metric_names as names
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
-from blockbench.backends.tensorrt.cache import BuildTarget, TimingCacheFile
+from blockbench.backends.tensorrt.cache import BuildTarget, SharedCacheFile
 from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, unavailable_message
 from blockbench.backends.tensorrt.engine import prepare_engine
 from blockbench.backends.tensorrt.library import LIBRARIES, Library, load_bindings
@@ -92,7 +92,7 @@ class TensorRTBackend(Backend):
         self.engine: Any = None
         self.stream: torch.cuda.Stream | None = None
         self.bindings = bindings_for(settings.library)
-        self.runtime_cache: TimingCacheFile | None = None
+        self.runtime_cache: SharedCacheFile | None = None
 
     @classmethod
     def build_only_reason(cls, settings: TensorRTSettings, ctx: JobContext) -> str | None:
@@ -151,7 +151,7 @@ class TensorRTBackend(Backend):
             self.stream = torch.cuda.Stream(self.ctx.device)
             saved_runtime_cache = None
             if settings.uses_runtime_cache:
-                self.runtime_cache = TimingCacheFile(
+                self.runtime_cache = SharedCacheFile(
                     self.ctx.cache_dir / "tensorrt" / "runtime",
                     str(bindings.VERSION),
                     gpu_identity(self.ctx.device),
@@ -159,12 +159,13 @@ class TensorRTBackend(Backend):
                 )
                 saved_runtime_cache = self.runtime_cache.load() or b""
             runtime = bindings.RuntimeOptions(cuda_graph=settings.cuda_graph, runtime_cache=saved_runtime_cache)
+        target = build_target(settings, self.ctx)
         prepared = prepare_engine(
             bindings,
             onnx_path,
             settings,
             self.ctx.precision,
-            build_target(settings, self.ctx),
+            target,
             self.ctx.cache_dir,
             self.ctx.work_dir,
             runtime,
@@ -182,7 +183,7 @@ class TensorRTBackend(Backend):
             "tensorrt_library": settings.library,
             "tensorrt_version": str(bindings.VERSION),
             "trt_typing": settings.typing,
-            "engine_target": build_target(settings, self.ctx).compute_capability,
+            "engine_target": target.compute_capability,
         }
         if self.engine is not None:
             layer_info = self.ctx.work_dir / LAYER_INFO_NAME

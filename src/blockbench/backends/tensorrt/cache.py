@@ -151,7 +151,7 @@ class EngineCache:
         self.discard(key)
 
 
-class TimingCacheFile:
+class SharedCacheFile:
     """One persistent cache file per library release and target, shared by every run.
 
     Used for TensorRT's timing cache (``timing/``) and TensorRT-RTX's runtime cache of just-in-time compiled

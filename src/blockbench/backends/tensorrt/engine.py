@@ -12,7 +12,7 @@ from typing import Any
 from blockbench.backends.tensorrt.cache import (
     BuildTarget,
     EngineCache,
-    TimingCacheFile,
+    SharedCacheFile,
     atomic_write,
     engine_key,
     onnx_digest,
@@ -59,7 +59,7 @@ def prepare_engine(
     logger = bindings.Logger(settings.log_level)
     options = BuildOptions.resolve(settings, precision)
     timing = (
-        TimingCacheFile(cache_dir / "tensorrt" / "timing", str(bindings.VERSION), target, settings.library)
+        SharedCacheFile(cache_dir / "tensorrt" / "timing", str(bindings.VERSION), target, settings.library)
         if options.timing_cache and has_gpu
         else None
     )
