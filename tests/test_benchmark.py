@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from blockbench import benchmark
-from blockbench.backends.base import InferenceStep
-from blockbench.benchmark import PIPELINE_DEPTH, BenchmarkSettings, measure
+from blockbench.backends.base import InferenceStep, Phases
+from blockbench.benchmark import PIPELINE_DEPTH, BenchmarkSettings, LatencyResult, measure
 from blockbench.errors import ConfigError
 
 
@@ -140,3 +140,51 @@ def test_clock_event_reasons_are_spelled_out() -> None:
 
     assert clock_event_names(0) == "none"
     assert clock_event_names(0x4 | 0x40) == "sw_power_cap+hw_thermal_slowdown"
+
+
+class PhasedStep(FakeStep):
+    """A synchronous end-to-end step: copy-in, compute and copy-out each take their own time on the fake clock."""
+
+    def __init__(self, clock: FakeClock, h2d_ms: float, compute_ms: float, d2h_ms: float) -> None:
+        super().__init__(clock, [h2d_ms + compute_ms + d2h_ms])
+        self.parts = (h2d_ms, compute_ms, d2h_ms)
+
+    def _advance(self, ms: float) -> None:
+        self.clock.ns += int(ms * 1e6)
+
+    def phases(self) -> Phases:
+        h2d, compute, d2h = self.parts
+        return Phases(lambda: self._advance(h2d), lambda: self._advance(compute), lambda: self._advance(d2h))
+
+
+def test_end_to_end_parts_are_timed_each_and_add_up_to_the_latency(clock: FakeClock) -> None:
+    result = measure(PhasedStep(clock, 0.5, 2.0, 0.25), settings(min_iters=30, timing="both"))
+    assert result.phase_ms.shape == (30, 3)  # per request only: pipelined batches are not split
+    summary = result.summary()
+    assert summary["h2d_ms_median"] == pytest.approx(0.5) and summary["h2d_ms_p99"] == pytest.approx(0.5)
+    assert summary["compute_ms_median"] == pytest.approx(2.0) and summary["d2h_ms_median"] == pytest.approx(0.25)
+    assert summary["latency_ms_median"] == pytest.approx(2.75) and summary["pipelined_ms_median"] == pytest.approx(2.75)
+    assert "enqueue_ms_median" not in summary  # a synchronous step has no enqueue time apart from its latency
+    assert result.bounds() == []
+
+
+def test_a_copy_slower_than_the_compute_is_copy_bound(clock: FakeClock) -> None:
+    assert measure(PhasedStep(clock, 3.0, 2.0, 0.1), settings()).bounds() == ["h2d"]
+    assert measure(PhasedStep(clock, 0.1, 2.0, 2.0), settings()).bounds() == ["d2h"]  # equal counts: trtexec's >=
+
+
+@pytest.mark.parametrize(
+    ("enqueue_ms", "expected"),
+    [(0.79, []), (0.81, ["enqueue"]), (2.0, ["enqueue"])],
+)
+def test_enqueue_bound_above_80_percent_of_the_gpu_compute(enqueue_ms: float, expected: list[str]) -> None:
+    samples = np.full(50, 1.0)
+    result = LatencyResult(samples, 5.0, 1, "cuda_event", enqueue_ms=np.full(50, enqueue_ms))
+    assert result.bounds() == expected
+    assert result.summary()["enqueue_ms_median"] == pytest.approx(enqueue_ms)
+
+
+def test_enqueue_bound_compares_with_the_compute_part_in_end_to_end_mode() -> None:
+    phases = np.tile([0.2, 1.0, 0.1], (50, 1))  # latency 1.3 ms, compute 1.0 ms
+    result = LatencyResult(np.full(50, 1.3), 5.0, 1, "cuda_event", enqueue_ms=np.full(50, 0.9), phase_ms=phases)
+    assert result.bounds() == ["enqueue"]  # 0.9 > 0.8 x 1.0, though 0.9 < 0.8 x 1.3

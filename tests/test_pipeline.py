@@ -72,6 +72,9 @@ def test_single_run_logs_a_complete_mlflow_run(tmp_path: Path, backend_args: lis
     tags = run["tags"]
     assert tags["backend"] == backend_args[0].split("=")[1] and tags["status"] == "finished"
     assert tags["git_commit"] and tags["device_name"]
+    if "benchmark.mode=end_to_end" in backend_args:  # on the CPU the input already is where the engine reads it
+        assert tags["end_to_end_split"].startswith("none") and "h2d_ms_median" not in run["metrics"]
+    assert "bound_by" not in tags and "enqueue_ms_median" not in run["metrics"]  # GPU-only rules
     files = artifact_files(tmp_path / "mlflow.db", run["run_id"])
     assert {"config.yaml", "environment.json", "latencies.csv", ".hydra/config.yaml"} <= files
     assert ("onnx/model.onnx" in files) == engine_expected

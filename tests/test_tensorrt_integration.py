@@ -118,6 +118,14 @@ def test_cuda_graph_replay(compose_cfg, library: str, mode: str) -> None:
     expected = "library" if LIBRARIES[library].builds_without_gpu else "torch_capture"
     assert result.tags["cuda_graph_mechanism"] == expected
     assert result.metrics[names.PARITY_REL_L2] <= PARITY_TOLERANCE["fp16"]
+    assert result.tags["bound_by"] and result.metrics[names.ENQUEUE_MEDIAN] > 0
+    split = [names.H2D_MEDIAN, names.COMPUTE_MEDIAN, names.D2H_MEDIAN]
+    if mode == "end_to_end":
+        assert result.tags["end_to_end_split"] == "h2d/compute/d2h"
+        parts = sum(result.metrics[name] for name in split)
+        assert parts == pytest.approx(result.metrics[names.LATENCY_MEDIAN], rel=0.2)  # medians of parts, roughly
+    else:
+        assert not set(split) & set(result.metrics)
 
 
 def test_tensorrt_rtx_keeps_its_runtime_cache(compose_cfg) -> None:

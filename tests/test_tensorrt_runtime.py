@@ -118,6 +118,26 @@ def test_compute_step_binds_buffers_from_engine_metadata(monkeypatch, tmp_path: 
     assert step.graph_status == "off" and step.output().dtype == torch.float32
 
 
+def test_end_to_end_step_issues_copy_in_compute_and_copy_out_as_separate_phases(monkeypatch, tmp_path: Path) -> None:
+    script = Script(io=[("input", "INPUT", (1, 3, 64, 64), "FLOAT"), ("logits", "OUTPUT", (1, 10), "FLOAT")])
+    double, engine = engine_from_double(monkeypatch, VERSIONS[1], script)
+    host = torch.randn(1, 3, 64, 64)
+    compute = TensorRTStep(engine, host, "compute", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
+    assert compute.phases() is None
+    step = TensorRTStep(engine, host, "end_to_end", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
+    phases = step.phases()
+    assert phases is not None
+    step.input.zero_()
+    phases.h2d()
+    assert torch.equal(step.input, host)  # the copy-in alone refills the device input
+    enqueued = len(double.calls_to("IExecutionContext.execute_async_v3"))
+    phases.compute()
+    assert len(double.calls_to("IExecutionContext.execute_async_v3")) == enqueued + 1
+    step.outputs[0].fill_(7.0)
+    phases.d2h()
+    assert torch.equal(step.host_outputs[0], step.outputs[0])  # the copy-out alone fills the host output
+
+
 def test_a_failed_enqueue_is_an_error_not_a_silent_timing(monkeypatch, tmp_path: Path) -> None:
     _, engine = engine_from_double(monkeypatch, VERSIONS[1], Script(execute_ok=False))
     with pytest.raises(EngineRuntimeError, match="execute_async_v3 failed"):

@@ -10,10 +10,14 @@ issued back to back between two timestamps, the time per inference when requests
 Two cache states (``benchmark.cache``): **warm** -- whatever the previous inference left in the caches, as in a
 tight loop; **flushed** -- a buffer of twice the device's last-level cache (a GPU's L2) written before each timed
 inference (pipelined: before each batch), outside the timed region, as when other work shares the device.
+Per request, GPU steps also keep the host time to issue the inference (``enqueue_ms_*``), and end-to-end steps with
+their own copies the host->device, compute and device->host parts (``h2d_ms_*``, ``compute_ms_*``, ``d2h_ms_*``),
+from which trtexec's enqueue-bound and copy-bound rules are applied (:meth:`LatencyResult.bounds`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -28,6 +32,10 @@ from blockbench.backends.base import InferenceStep
 from blockbench.errors import ConfigError
 from blockbench.hardware import MemoryProbe, gpu_state, last_level_cache_bytes
 from blockbench.metric_names import (
+    COMPUTE_MEDIAN,
+    D2H_MEDIAN,
+    ENQUEUE_MEDIAN,
+    H2D_MEDIAN,
     LATENCY_COV,
     LATENCY_MEDIAN,
     LATENCY_MEDIAN_CI_HIGH,
@@ -55,6 +63,15 @@ class BenchmarkSettings:
     cache: str = "warm"  # warm | flushed
 
 
+ENQUEUE_BOUND_FRACTION = 0.8  # trtexec's rule: issuing takes over 80 % of the GPU compute time
+BOUND_WARNINGS = {
+    "enqueue": "enqueue-bound: the host needs more than 80 % of the GPU compute time to issue one inference, so the "
+    "GPU waits on the host; a CUDA graph (backend.mode=cuda_graph, backend.cuda_graph=true) may help",
+    "h2d": "copy-bound: the host->device copy of the input takes at least as long as the compute",
+    "d2h": "copy-bound: the device->host copy of the output takes at least as long as the compute",
+}
+
+
 @dataclass(frozen=True)
 class LatencyResult:
     """Per-iteration latencies in milliseconds plus the cold first inference."""
@@ -66,6 +83,8 @@ class LatencyResult:
     device_state: dict[str, float] = field(default_factory=dict)  # GPU clocks/temperature, start and end
     pipelined_ms: np.ndarray = field(default_factory=lambda: np.empty(0))  # per-inference time of each batch
     cache_bytes_flushed: int = 0  # size of the buffer written before each timed inference; 0 = warm caches
+    enqueue_ms: np.ndarray = field(default_factory=lambda: np.empty(0))  # host time to issue each GPU request
+    phase_ms: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))  # per request: h2d, compute, d2h
 
     def summary(self) -> dict[str, float]:
         stats: dict[str, float] = {"first_inference_ms": self.first_inference_ms, **self.device_state}
@@ -85,9 +104,35 @@ class LatencyResult:
                     "pipelined_batches": float(p.size),
                 }
             )
+        series = {ENQUEUE_MEDIAN: self.enqueue_ms}
+        if self.phase_ms.size:
+            series |= {
+                H2D_MEDIAN: self.phase_ms[:, 0],
+                COMPUTE_MEDIAN: self.phase_ms[:, 1],
+                D2H_MEDIAN: self.phase_ms[:, 2],
+            }
+        for median_name, values in series.items():
+            if values.size:
+                stats[median_name] = float(np.median(values))
+                stats[median_name.replace("_median", "_p99")] = float(np.percentile(values, 99))
         if self.cache_bytes_flushed:
             stats["cache_flush_mb"] = self.cache_bytes_flushed / 2**20
         return stats
+
+    def bounds(self) -> list[str]:
+        """What limits this engine besides its GPU compute, by trtexec's rules: ``enqueue`` (issuing an inference
+        takes over 80 % of its GPU compute time), ``h2d`` / ``d2h`` (a copy takes at least the compute time).
+        GPU compute is the compute phase in end_to_end mode, the whole per-request sample otherwise."""
+        compute = self.phase_ms[:, 1] if self.phase_ms.size else self.samples_ms
+        if not compute.size:
+            return []
+        gpu = float(np.median(compute))
+        found = []
+        if self.enqueue_ms.size and np.median(self.enqueue_ms) > ENQUEUE_BOUND_FRACTION * gpu:
+            found.append("enqueue")
+        if self.phase_ms.size:
+            found += [name for name, col in (("h2d", 0), ("d2h", 2)) if np.median(self.phase_ms[:, col]) >= gpu]
+        return found
 
     def _per_request(self) -> dict[str, float]:
         s = self.samples_ms
@@ -142,32 +187,75 @@ class _Flusher:
 
 
 class _Timer:
-    """Times ``depth`` calls of a step: CUDA events on its stream, or the host clock for synchronous steps."""
+    """Times ``depth`` calls of a step: CUDA events on its stream, or the host clock for synchronous steps.
+
+    While ``detail`` is on (the per-request measurement), each call also keeps the host time spent issuing it
+    (GPU steps: the enqueue time; the device runs behind) and, for steps with :class:`Phases`, the time of each
+    part, between events recorded at the part boundaries (host clock for synchronous steps).
+    """
 
     def __init__(self, step: InferenceStep, flush: _Flusher | None = None) -> None:
         self.step = step
         self.stream = step.stream
         self.flush = flush
+        self.phases = step.phases()
+        self.detail = False
+        self.enqueue_ms: list[float] = []
+        self.phase_ms: list[tuple[float, float, float]] = []
         if self.stream is not None:
-            self.start = torch.cuda.Event(enable_timing=True)
-            self.end = torch.cuda.Event(enable_timing=True)
+            self.start, self.after_h2d, self.after_compute, self.end = (
+                torch.cuda.Event(enable_timing=True) for _ in range(4)
+            )
         self.kind = "cuda_event" if self.stream is not None else "host_clock"
 
     def __call__(self, depth: int = 1) -> float:
         """Milliseconds per call, ``depth`` calls issued back to back (1: one request, waited for)."""
         if self.flush is not None:
             self.flush()
+        split = self.detail and depth == 1 and self.phases is not None
         if self.stream is None:
-            t0 = time.perf_counter_ns()
+            return self._host(depth, split)
+        self.start.record(self.stream)
+        issued = time.perf_counter_ns()
+        if split:
+            assert self.phases is not None
+            self.phases.h2d()
+            self.after_h2d.record(self.stream)
+            self.phases.compute()
+            self.after_compute.record(self.stream)
+            self.phases.d2h()
+        else:
             for _ in range(depth):
                 self.step()
-            return (time.perf_counter_ns() - t0) / 1e6 / depth
-        self.start.record(self.stream)
-        for _ in range(depth):
-            self.step()
+        issued = time.perf_counter_ns() - issued
         self.end.record(self.stream)
         self.end.synchronize()
+        if self.detail and depth == 1:
+            self.enqueue_ms.append(issued / 1e6)
+        if split:
+            self.phase_ms.append(
+                (
+                    self.start.elapsed_time(self.after_h2d),
+                    self.after_h2d.elapsed_time(self.after_compute),
+                    self.after_compute.elapsed_time(self.end),
+                )
+            )
         return self.start.elapsed_time(self.end) / depth
+
+    def _host(self, depth: int, split: bool) -> float:
+        if split:
+            assert self.phases is not None
+            marks = [time.perf_counter_ns()]
+            for part in (self.phases.h2d, self.phases.compute, self.phases.d2h):
+                part()
+                marks.append(time.perf_counter_ns())
+            h2d, compute, d2h = ((b - a) / 1e6 for a, b in itertools.pairwise(marks))
+            self.phase_ms.append((h2d, compute, d2h))
+            return (marks[-1] - marks[0]) / 1e6
+        t0 = time.perf_counter_ns()
+        for _ in range(depth):
+            self.step()
+        return (time.perf_counter_ns() - t0) / 1e6 / depth
 
 
 def _warm_up(timer: _Timer, settings: BenchmarkSettings) -> int:
@@ -240,7 +328,9 @@ def measure(
         state = {f"gpu_{k}_start": v for k, v in (gpu_state(probe.device) if probe else {}).items()}
         timer.flush = flush  # cold call and warm-up ran as they always do; only timed calls are flushed
         begin = time.monotonic()
+        timer.detail = True
         samples = _measure_loop(timer, settings) if settings.timing != "pipelined" else []
+        timer.detail = False
         pipelined = _measure_loop(timer, settings, PIPELINE_DEPTH) if settings.timing != "per_request" else []
         seconds = time.monotonic() - begin
     if probe is not None:
@@ -254,6 +344,8 @@ def measure(
         device_state=state,
         pipelined_ms=np.asarray(pipelined, dtype=np.float64),
         cache_bytes_flushed=flush.nbytes if flush else 0,
+        enqueue_ms=np.asarray(timer.enqueue_ms, dtype=np.float64),
+        phase_ms=np.asarray(timer.phase_ms, dtype=np.float64).reshape(-1, 3),
     )
     stats = result.summary()
     if samples:
@@ -277,6 +369,15 @@ def measure(
             stats[PIPELINED_MEDIAN_CI_LOW],
             stats[PIPELINED_MEDIAN_CI_HIGH],
         )
+    if result.phase_ms.size:
+        log.info(
+            "benchmark: end to end = host->device %.3f + compute %.3f + device->host %.3f ms (medians)",
+            stats[H2D_MEDIAN],
+            stats[COMPUTE_MEDIAN],
+            stats[D2H_MEDIAN],
+        )
+    for bound in result.bounds():
+        log.warning("benchmark: %s", BOUND_WARNINGS[bound])
     if samples and stats[LATENCY_COV] > UNSTABLE_COV:
         log.warning(
             "benchmark: CoV %.1f %% > %.1f %%: this latency is unstable (clocks, power and temperature are logged "

@@ -21,3 +21,7 @@ LATENCY_COV = "latency_cov"
 PIPELINED_MEDIAN = "pipelined_ms_median"  # per inference, PIPELINE_DEPTH issued back to back (benchmark.py)
 PIPELINED_MEDIAN_CI_LOW = "pipelined_ms_median_ci95_low"
 PIPELINED_MEDIAN_CI_HIGH = "pipelined_ms_median_ci95_high"
+ENQUEUE_MEDIAN = "enqueue_ms_median"  # host time to issue one GPU inference (each has a *_p99 twin)
+H2D_MEDIAN = "h2d_ms_median"  # end_to_end on a GPU: the input's host->device copy, between CUDA events
+COMPUTE_MEDIAN = "compute_ms_median"  # end_to_end on a GPU: the engine's work between the two copies
+D2H_MEDIAN = "d2h_ms_median"  # end_to_end on a GPU: the output's device->host copy

@@ -329,6 +329,14 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     tags["latency_ci"] = statistics.METHOD
     tags["timing"] = cfg.benchmark.timing
     tags["cache_state"] = cfg.benchmark.cache
+    if cfg.benchmark.mode == "end_to_end":
+        tags["end_to_end_split"] = (
+            "h2d/compute/d2h"
+            if latency.phase_ms.size
+            else "none (no copies of its own: CPU, or copied inside one call)"
+        )
+    if latency.enqueue_ms.size:  # a GPU step timed per request: trtexec's rules can be applied
+        tags["bound_by"] = ",".join(latency.bounds()) or "gpu_compute"
     metrics["last_level_cache_mb"] = last_level_cache_bytes(ctx.device) / 2**20  # 0: the machine does not say
     if metrics.get(names.LATENCY_COV, 0.0) > statistics.UNSTABLE_COV:
         cov, limit = 100 * metrics[names.LATENCY_COV], 100 * statistics.UNSTABLE_COV
@@ -506,8 +514,10 @@ def _parity(output: torch.Tensor, reference: torch.Tensor) -> tuple[float, float
 
 
 def _write_latencies(latency: LatencyResult, path: Path) -> None:
-    """Every kept sample: per-request latencies, and pipelined per-inference times (one per batch)."""
-    kinds = [("per_request", latency.samples_ms), ("pipelined", latency.pipelined_ms)]
+    """Every kept sample: per-request latencies, pipelined per-inference times (one per batch), and per request
+    the host's enqueue time and the end-to-end parts where measured; the ``timing`` column names the series."""
+    kinds = [("per_request", latency.samples_ms), ("pipelined", latency.pipelined_ms), ("enqueue", latency.enqueue_ms)]
+    kinds += [(part, latency.phase_ms[:, col]) for col, part in enumerate(("h2d", "compute", "d2h"))]
     with path.open("w") as out:
         out.write("timing,sample,latency_ms\n")
         for kind, samples in kinds:

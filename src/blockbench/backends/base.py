@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,21 @@ class BuildResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Phases:
+    """An end-to-end inference as its three parts, issued in this order (each on the step's stream, or each
+    synchronous): host->device copy of the input, the engine's compute, device->host copy of the output."""
+
+    h2d: Callable[[], None]
+    compute: Callable[[], None]
+    d2h: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.h2d()
+        self.compute()
+        self.d2h()
+
+
 class InferenceStep(ABC):
     """One inference in a given mode, callable repeatedly by the harness.
 
@@ -73,6 +89,11 @@ class InferenceStep(ABC):
     """
 
     stream: torch.cuda.Stream | None = None
+
+    def phases(self) -> Phases | None:
+        """The call as copy-in, compute and copy-out, so the harness can time each; None where the step issues
+        no copies of its own (compute mode, a CPU device, or a runtime that copies inside one opaque call)."""
+        return None
 
     def context(self) -> AbstractContextManager[object]:
         """Entered once around the harness's whole loop (stream, no_grad, ...), so each timed call does no

@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from blockbench import metric_names as names
-from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
+from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
 from blockbench.backends.tensorrt.cache import BuildTarget, SharedCacheFile
 from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, unavailable_message
 from blockbench.backends.tensorrt.engine import prepare_engine
@@ -303,19 +304,34 @@ class TensorRTStep(InferenceStep):
             return None
         return graph
 
-    def __call__(self) -> None:
-        if self.host_input is None and self.graph is None:
+    def context(self) -> AbstractContextManager[object]:
+        return torch.cuda.stream(self.stream)  # the copies and the graph replay go to the step's stream
+
+    def phases(self) -> Phases | None:
+        return Phases(self._copy_in, self._compute, self._copy_out) if self.host_input is not None else None
+
+    def _copy_in(self) -> None:
+        assert self.host_input is not None
+        self.input.copy_(self.host_input, non_blocking=True)
+
+    def _compute(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
             self.engine.enqueue(self.handle)
-            return
-        with torch.cuda.stream(self.stream):
-            if self.host_input is not None:
-                self.input.copy_(self.host_input, non_blocking=True)
-            if self.graph is not None:
-                self.graph.replay()
-            else:
-                self.engine.enqueue(self.handle)
-            for host, device in zip(self.host_outputs, self.outputs, strict=True):
-                host.copy_(device, non_blocking=True)
+
+    def _copy_out(self) -> None:
+        for host, device in zip(self.host_outputs, self.outputs, strict=True):
+            host.copy_(device, non_blocking=True)
+
+    def __call__(self) -> None:
+        """Runs inside :meth:`context` (the step's stream current): launches only."""
+        if self.host_input is None:
+            self._compute()
+        else:
+            self._copy_in()
+            self._compute()
+            self._copy_out()
 
     def output(self) -> torch.Tensor:
         self.stream.synchronize()

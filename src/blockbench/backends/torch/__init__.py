@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
+from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
 from blockbench.backends.torch.settings import (
     COMPILE_MODES,
     SELF_GRAPHED_COMPILE_MODES,
@@ -211,16 +211,30 @@ class _TorchStep(InferenceStep):
             stack.enter_context(torch.cuda.stream(self.stream))
         return stack
 
-    def __call__(self) -> None:
-        """Runs inside :meth:`context` (no_grad, the step's stream current): launches only."""
-        if self.end_to_end:
-            self.input.copy_(self.host_input, non_blocking=True)
+    def phases(self) -> Phases | None:
+        return Phases(self._copy_in, self._compute, self._copy_out) if self.end_to_end else None
+
+    def _copy_in(self) -> None:
+        self.input.copy_(self.host_input, non_blocking=True)
+
+    def _compute(self) -> None:
         if self.graph is not None:
             self.graph.replay()
         else:
             self.result = self.module(self.input)  # type: ignore[misc]
-        if self.host_output is not None:
-            self.host_output.copy_(self.result, non_blocking=True)
+
+    def _copy_out(self) -> None:
+        assert self.host_output is not None
+        self.host_output.copy_(self.result, non_blocking=True)
+
+    def __call__(self) -> None:
+        """Runs inside :meth:`context` (no_grad, the step's stream current): launches only."""
+        if self.end_to_end:
+            self._copy_in()
+            self._compute()
+            self._copy_out()
+        else:
+            self._compute()
 
     def output(self) -> torch.Tensor:
         if self.stream is not None:
