@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import faults, preflight, resume, statistics
+from blockbench import faults, preflight, record, resume, statistics
 from blockbench import metric_names as names
 from blockbench.backends import Backend, InferenceStep, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
@@ -45,7 +45,7 @@ from blockbench.hardware import (
 )
 from blockbench.memory import check_memory
 from blockbench.models import build_model, build_skeleton
-from blockbench.tracking import HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
+from blockbench.tracking import CONFIG_HASH_TAG, HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,20 @@ def run_job(
         faults.inject(name, cfg)
 
     stages = _Stages(enter_stage)
+    started = time.time()
+    run_file_written: list[Path] = []
+
+    def write_run_file(status: str, metrics: dict[str, float], more_tags: dict[str, str]) -> None:
+        """Tracking off: what the run would have logged, for ``python -m blockbench.record`` to log later."""
+        config_tags = {**tags, CONFIG_HASH_TAG: resume.config_hash(fingerprint), **more_tags, "status": status.lower()}
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        (plan.ctx.work_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        path = record.write_run_file(
+            plan.ctx.work_dir, run_name(cfg), config_tags, params, metrics, status, started, fingerprint
+        )
+        run_file_written.append(path)
+        log.info("tracking off: the run is kept in %s (log it later: python -m blockbench.record <folder>)", path)
+
     try:
         if tracker and run_id:
             tracker.keep_alive(run_id, cfg.run.heartbeat_s)
@@ -215,13 +229,15 @@ def run_job(
             with stages("tracking"):
                 tracker.log_metrics(run_id, result.metrics)
                 tracker.set_tags(run_id, result.tags)
-                stored = _log_artifacts(tracker, run_id, plan)
+                stored = log_run_files(tracker, run_id, cfg, plan.ctx.work_dir)
                 tracker.log_metrics(run_id, {names.ARTIFACT_MB: stored / 2**20})
                 if result.failure is None:  # else everything is logged, and the run ends FAILED below
                     tracker.finish(run_id)
             result.metrics[names.ARTIFACT_MB] = stored / 2**20
             _drop_logged_files(plan)
             log.info("tracking: run %s in %s — open with: %s", run_id, tracker.display_uri, tracker.ui_command())
+        if tracker is None:
+            write_run_file("FAILED" if result.failure else "FINISHED", result.metrics, result.tags)
         if result.failure is not None:
             stages.current = result.failure.stage
             raise result.failure
@@ -229,6 +245,11 @@ def run_job(
     except BaseException as exc:
         with suppress(AttributeError, TypeError):  # an exception type without instance attributes
             setattr(exc, FAILED_STAGE_ATTR, stages.current)
+        if tracker is None and not run_file_written:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            with suppress(OSError):
+                error = {"error": f"{type(exc).__name__}: {exc}"[:5000], "error_stage": stages.current}
+                write_run_file(status, {}, error)
         if tracker and run_id:
             tracker.fail(
                 run_id, exc, stages.current, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -525,9 +546,9 @@ def _write_latencies(latency: LatencyResult, path: Path) -> None:
                 out.write(f"{kind},{index},{value:.6f}\n")
 
 
-def _log_artifacts(tracker: Tracker, run_id: str, plan: JobPlan) -> int:
-    """Log the run's files; returns the bytes this run added to the artifact store."""
-    cfg, work = plan.cfg, plan.ctx.work_dir
+def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) -> int:
+    """Log a run's files from its work folder (now, or later by :mod:`blockbench.record`); returns the bytes this
+    run added to the artifact store."""
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     small = [work / name for name in ("config.yaml", "environment.json", "latencies.csv") if (work / name).exists()]
     for path in small:  # a build-only run has no latencies

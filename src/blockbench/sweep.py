@@ -42,6 +42,7 @@ from blockbench.tracking import (
     HEARTBEAT_TAG,
     PID_TAG,
     STAGE_TAG,
+    SWEEP_TAG,
     Tracker,
     check_reachable,
     owner_tags,
@@ -101,7 +102,7 @@ def _parent_run_id(cfg: DictConfig) -> str | None:
             info["parent_run_id"] = tracker.start_run(
                 run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name}",
                 tags={
-                    "blockbench.sweep": "parent",
+                    SWEEP_TAG: "parent",
                     STAGE_TAG: "sweep",
                     "sweep_dir": str(sweep_dir),
                     "sweep_overrides": info.get("overrides", ""),

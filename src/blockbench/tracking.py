@@ -52,6 +52,7 @@ PID_STARTED_TAG = "blockbench.pid_started"
 HEARTBEAT_TAG = "blockbench.heartbeat"
 STAGE_TAG = "blockbench.stage"
 CONFIG_HASH_TAG = "blockbench.config_hash"
+SWEEP_TAG = "blockbench.sweep"  # "parent" on a sweep's parent run
 
 STORE_LOCK_TIMEOUT_S = 600.0
 REACHABLE_TIMEOUT_S = 5.0
@@ -404,14 +405,22 @@ class Tracker:
 
     # -- runs --
 
-    def start_run(self, run_name: str | None, tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
-        """Create a RUNNING run owned by this process (owner tags and heartbeat included)."""
+    def start_run(
+        self,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+        start_time: float | None = None,
+    ) -> str:
+        """Create a RUNNING run owned by this process (owner tags and heartbeat included); ``start_time`` (epoch
+        seconds) for a run measured earlier elsewhere (:mod:`blockbench.record`)."""
         all_tags = {**tags, **owner_tags()}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         with self.lock:
             run = self.client.create_run(
                 self.experiment_id,
+                start_time=int(start_time * 1000) if start_time is not None else None,
                 run_name=redact(run_name) if run_name else None,
                 tags={k: redact(str(v)) for k, v in all_tags.items()},
             )
@@ -563,15 +572,16 @@ class Tracker:
                 )
             self._terminate(run_id, "FINISHED")
 
-    def end(self, run_id: str, status: str, tags: Mapping[str, str] | None = None) -> None:
-        """Set the ``status`` tag (plus ``tags``) and terminate the run with MLflow status ``status``."""
+    def end(self, run_id: str, status: str, end_time: float | None = None) -> None:
+        """Set the ``status`` tag and terminate the run with MLflow status ``status`` (at ``end_time``, epoch
+        seconds, for a run measured earlier)."""
         _heartbeat.remove(run_id)
-        self._terminate(run_id, status, tags)
+        self._terminate(run_id, status, end_time)
 
-    def _terminate(self, run_id: str, status: str, tags: Mapping[str, str] | None = None) -> None:
+    def _terminate(self, run_id: str, status: str, end_time: float | None = None) -> None:
         with self.lock:
-            self.set_tags(run_id, {"status": status.lower(), **(tags or {})})
-            self.client.set_terminated(run_id, status)
+            self.set_tags(run_id, {"status": status.lower()})
+            self.client.set_terminated(run_id, status, end_time=int(end_time * 1000) if end_time else None)
 
     def fail(self, run_id: str, exc: BaseException, stage: str, status: str = "FAILED") -> None:
         """End a run as FAILED (or KILLED) with the error and stage recorded; never raises, not even on Ctrl-C."""

@@ -18,10 +18,10 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from blockbench.tracking import PARENT_TAG, SWEEP_TAG
+
 log = logging.getLogger(__name__)
 
-PARENT_TAG = "mlflow.parentRunId"
-SWEEP_TAG = "blockbench.sweep"
 
 # The paper's table axes, in the paper's order; values not listed (a future block or norm) sort after these.
 AXES = ("block", "norm", "act", "resolution", "precision")

@@ -1,0 +1,176 @@
+"""Runs measured with tracking off, logged into an MLflow store later: ``python -m blockbench.record DIR ...``.
+
+A GPU machine for benchmarking often has no MLflow and no network. With ``tracking.enabled=false`` every job writes
+``run.json`` into its work folder (name, tags, params, metrics, status, times, config hash): what the job would
+have logged. Copy the folders back and record them here; each run becomes the MLflow run it would have been, with
+its config, environment record, samples and fingerprint as artifacts, and jobs of one sweep under one parent run
+(so ``python -m blockbench.report`` and ``blockbench.compare`` read them like any sweep). Recording is idempotent:
+a run already recorded (its ``record_id`` tag) is skipped.
+
+    python -m blockbench.record multirun/2026-12-02/22-30-00          # into ./mlflow.db, experiment blockbench
+    python -m blockbench.record results/ --tracking-uri sqlite:///h200.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+RECORD_ID_TAG = "blockbench.record_id"
+RECORDED_FROM_TAG = "blockbench.recorded_from"
+
+
+def write_run_file(
+    work_dir: Path,
+    run_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+    metrics: Mapping[str, float],
+    status: str,
+    start_time: float,
+    fingerprint: Mapping[str, Any],
+) -> Path:
+    """What an untracked job would have logged, atomically (a reader or a kill never sees half a file)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+    record = {
+        "record_id": uuid.uuid4().hex,
+        "run_name": run_name,
+        "status": status,
+        "start_time": start_time,
+        "end_time": time.time(),
+        "tags": dict(tags),
+        "params": dict(params),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+    path = work_dir / RUN_FILE
+    tmp = path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    tmp.replace(path)
+    return path
+
+
+def find_run_files(paths: Sequence[Path]) -> list[Path]:
+    """Every ``run.json`` under the given folders (or the files themselves), in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file() and path.name == RUN_FILE:
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(path.rglob(RUN_FILE), key=lambda p: (str(p.parent.parent), _job_number(p.parent)))
+        else:
+            raise ConfigError(f"{path} is neither a folder nor a {RUN_FILE} file")
+    if not found:
+        raise ConfigError(f"no {RUN_FILE} under {', '.join(map(str, paths))}: were the runs made with tracking off?")
+    return list(dict.fromkeys(found))
+
+
+def _job_number(folder: Path) -> int:
+    return int(folder.name) if folder.name.isdigit() else sys.maxsize
+
+
+def _sweep_of(run_file: Path) -> tuple[str, str] | None:
+    """(sweep id, sweep folder) when the run's folder is a job of a sweep, else None."""
+    from blockbench.sweep import SWEEP_FILE
+
+    info_path = run_file.parent.parent / SWEEP_FILE
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        return None
+    sweep_id = info.get("sweep_id")
+    return (str(sweep_id), str(run_file.parent.parent)) if sweep_id else None
+
+
+def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str], int]:
+    """Log every run file under ``paths`` into the store; (new run ids, number skipped as already recorded)."""
+    from omegaconf import OmegaConf
+
+    from blockbench.metric_names import ARTIFACT_MB
+    from blockbench.pipeline import log_run_files
+    from blockbench.tracking import SWEEP_TAG, Tracker
+
+    files = find_run_files(paths)
+    tracker = Tracker(uri, experiment)
+    parents: dict[str, str] = {}
+    created: list[str] = []
+    skipped = 0
+    for path in files:
+        run = json.loads(path.read_text())
+        if _recorded(tracker, run["record_id"]):
+            skipped += 1
+            continue
+        parent_id = None
+        sweep = _sweep_of(path)
+        if sweep is not None:
+            sweep_id, folder = sweep
+            parent_id = parents.get(sweep_id) or _parent_for(tracker, sweep_id, folder, SWEEP_TAG)
+            parents[sweep_id] = parent_id
+        tags = {**run["tags"], RECORD_ID_TAG: run["record_id"], RECORDED_FROM_TAG: str(path.parent.resolve())}
+        run_id = tracker.start_run(run["run_name"], tags, parent_id, start_time=run["start_time"])
+        tracker.log_params(run_id, run["params"])
+        tracker.log_metrics(run_id, run["metrics"])
+        tracker.log_artifact(run_id, path.parent / "fingerprint.json")
+        if (path.parent / "engine_files.json").exists():  # got past the build: the files a tracked run logs
+            cfg = OmegaConf.load(path.parent / "config.yaml")
+            stored = log_run_files(tracker, run_id, cfg, path.parent)  # type: ignore[arg-type]
+            tracker.log_metrics(run_id, {ARTIFACT_MB: stored / 2**20})
+        tracker.end(run_id, run["status"], end_time=run["end_time"])
+        created.append(run_id)
+        log.info("record: %s -> run %s (%s)", path.parent, run_id, run["status"])
+    for parent_id in parents.values():
+        tracker.end(parent_id, "FINISHED")
+    return created, skipped
+
+
+def _recorded(tracker: Any, record_id: str) -> bool:
+    """Whether an earlier recording logged this run file (whatever the run's status)."""
+    with tracker.lock:
+        return bool(tracker.client.search_runs([tracker.experiment_id], f"tags.`{RECORD_ID_TAG}` = '{record_id}'"))
+
+
+def _parent_for(tracker: Any, sweep_id: str, folder: str, sweep_tag: str) -> str:
+    """The parent run of a recorded sweep: an earlier recording's (so a sweep copied back twice stays one sweep)."""
+    tag = f"{RECORD_ID_TAG}.sweep"
+    with tracker.lock:
+        found = tracker.client.search_runs([tracker.experiment_id], f"tags.`{tag}` = '{sweep_id}'", max_results=1)
+    if found:
+        tracker.set_tags(found[0].info.run_id, {"status": "running"})
+        return str(found[0].info.run_id)
+    name = f"sweep {Path(folder).parent.name} {Path(folder).name} (recorded)"
+    return tracker.start_run(name, {sweep_tag: "parent", tag: sweep_id, RECORDED_FROM_TAG: folder})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from blockbench.config import default_tracking_uri
+
+    parser = argparse.ArgumentParser(prog="python -m blockbench.record", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="job or sweep folders (searched for run.json)")
+    parser.add_argument("--tracking-uri", default=default_tracking_uri(), help="MLflow store (default: %(default)s)")
+    parser.add_argument("--experiment", default="blockbench", help="MLflow experiment (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        created, skipped = record(args.paths, args.tracking_uri, args.experiment)
+    except BlockbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXPLAINED_EXIT
+    print(f"recorded {len(created)} run(s) into {args.tracking_uri} ({skipped} already there)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
