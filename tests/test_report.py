@@ -15,9 +15,10 @@ import math
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -188,6 +189,7 @@ class SyntheticStore:
         mode: str = "eager",
         device: str = SYNTHETIC_DEVICE,
         build_only: bool = False,
+        samples: Sequence[float] | None = None,
     ) -> str:
         tags = {
             "mlflow.parentRunId": parent,
@@ -229,6 +231,9 @@ class SyntheticStore:
             self.client.set_terminated(run_id, "FAILED")
             return run_id
         self.client.log_metric(run_id, "latency_ms_median", latency_ms)
+        if samples is not None:  # the kept samples, as the pipeline writes them
+            rows = "".join(f"per_request,{i},{v:.6f}\n" for i, v in enumerate(samples))
+            self.client.log_text(run_id, "timing,sample,latency_ms\n" + rows, "latencies.csv")
         self.client.log_metric(run_id, "params_count", 1000.0)
         self.client.log_metric(run_id, "macs", 2e6)
         self.client.set_terminated(run_id, "FINISHED")
@@ -322,7 +327,7 @@ def test_synthetic_findings_match_hand_arithmetic(synthetic: tuple[SyntheticStor
     assert bn_ln.loc[("MobileNet", "torch eager"), "LN/BN"] == "3.00×"
     assert bn_ln.loc[("MobileNet", "torch eager"), "paper LN/BN"] == "3.17×"  # 2.290 / 0.723
     assert bn_ln.loc[("VGG", "torch eager"), "verdict"] == "reversed"
-    assert _finding(found, "bn_faster_than_ln").verdict == "partly holds (1 of 2 cells)"
+    assert _finding(found, "bn_faster_than_ln").verdict == "mixed: holds in 1, reversed in 1 (of 2 cells)"
 
     mobilenet = _finding(found, "mobilenet_fp16_bn_vs_ln")
     assert mobilenet.details["LN/BN"].tolist() == ["3.00×"] and mobilenet.details["verdict"].tolist() == [REPRODUCED]
@@ -333,9 +338,12 @@ def test_synthetic_findings_match_hand_arithmetic(synthetic: tuple[SyntheticStor
 
     fastest = _finding(found, "mobilenet_fastest").details.set_index(["Resolution", "Norm", "Engine"])
     assert fastest.loc[("64×64", "BN", "torch eager"), "fastest"] == "MobileNet"
-    assert fastest.loc[("64×64", "BN", "torch eager"), "margin to next"] == "2.00×"  # VGG 2.0 / MobileNet 1.0
+    rival = "MobileNet vs its closest rival"
+    assert fastest.loc[("64×64", "BN", "torch eager"), rival] == "2.00×"  # VGG 2.0 / MobileNet 1.0
     assert fastest.loc[("64×64", "LN", "torch eager"), "fastest"] == "VGG"  # 1.0 vs MobileNet 3.0
-    assert _finding(found, "mobilenet_fastest").verdict == "partly holds (2 of 3 configurations)"
+    assert fastest.loc[("64×64", "LN", "torch eager"), rival] == "0.33×"
+    assert fastest.loc[("64×64", "LN", "torch eager"), f"{rival}: 95 % interval"] == "—"  # no samples kept
+    assert _finding(found, "mobilenet_fastest").verdict == "mixed: holds in 2, reversed in 1 (of 3 configurations)"
     slowest = _finding(found, "convnext_slowest")
     assert slowest.verdict == "holds (2 of 2 configurations)"  # 64 (3 blocks) and 256 (3 blocks)
 
@@ -357,6 +365,29 @@ def test_synthetic_findings_match_hand_arithmetic(synthetic: tuple[SyntheticStor
     eager = _finding(found, "eager_vs_compiled")
     assert sorted(eager.details["eager/other"]) == ["2.00×", "2.00×"]
     assert eager.verdict == "cuda_graph: cuda_graph faster in 2 of 2 cells"
+
+
+def test_findings_judge_each_cell_by_its_interval(tmp_path: Path) -> None:
+    """Kept samples give each ratio a bootstrap interval; the verdict follows where it lies against 1 ± 5 %."""
+    store = SyntheticStore(tmp_path)
+    parent = store.parent("sweep with samples")
+    rng = np.random.default_rng(7)
+    cases = {  # block: (BN centre, LN centre, spread, samples) -> expected verdict of "BN faster than LN"
+        "vgg": (1.0, 1.5, 0.01, 300),  # clearly slower with LN: holds
+        "mobilenet": (1.0, 1.01, 0.01, 300),  # 1 % apart, tightly measured: equivalent within ±5 %
+        "convnext": (1.0, 1.08, 0.3, 8),  # 8 % apart, but 8 noisy samples: cannot tell
+    }
+    for block, (bn, ln, spread, n) in cases.items():
+        for norm, centre in (("bn", bn), ("ln", ln)):
+            values = centre + spread * rng.standard_normal(n)
+            store.child(parent, block, norm, "relu", 64, "fp16", float(np.median(values)), samples=values)
+    finding = _finding(compute_findings(load_runs(store.uri, "blockbench")), "bn_faster_than_ln")
+    rows = finding.details.set_index("Architecture")
+    assert rows.loc["VGG", "verdict"] == "holds" and rows.loc["MobileNet", "verdict"] == "equivalent"
+    assert rows.loc["ConvNeXt", "verdict"] == "cannot tell"
+    low, high = (float(v) for v in rows.loc["VGG", "LN/BN: 95 % interval"].rstrip("×").split("–"))
+    assert 1.05 < low < 1.5 < high < 1.55
+    assert finding.verdict == "mixed: holds in 1, equivalent in 1, cannot tell in 1 (of 3 cells)"
 
 
 def test_latest_sweep_is_the_default_and_parent_runs_can_be_chosen(synthetic: tuple[SyntheticStore, str]) -> None:

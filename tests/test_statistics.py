@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from blockbench.benchmark import LatencyResult
-from blockbench.statistics import median_ci, median_ci_ranks
+from blockbench.statistics import (
+    EQUIVALENT,
+    HIGHER,
+    LOWER,
+    UNCLEAR,
+    bootstrap_medians,
+    classify,
+    interval,
+    median_ci,
+    median_ci_ranks,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +66,30 @@ def test_every_run_summary_carries_the_interval() -> None:
     assert (
         summary["latency_ms_median_ci95_low"] <= summary["latency_ms_median"] <= summary["latency_ms_median_ci95_high"]
     )
+
+
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "expected"),
+    [
+        (1.10, 1.06, 1.14, HIGHER),  # wholly above 1.05
+        (0.90, 0.85, 0.94, LOWER),  # wholly below 1/1.05
+        (1.01, 0.99, 1.03, EQUIVALENT),  # wholly within the margin
+        (1.04, 0.98, 1.10, UNCLEAR),  # straddles 1.05
+        (1.03, 1.01, 1.06, UNCLEAR),  # excludes 1, but not the margin
+        (1.20, math.nan, math.nan, HIGHER),  # no interval: the point ratio is placed
+        (1.02, math.nan, math.nan, EQUIVALENT),
+    ],
+)
+def test_classify_places_the_interval_against_the_margin(ratio: float, low: float, high: float, expected: str) -> None:
+    assert classify(ratio, low, high, 0.05) == expected
+
+
+def test_the_bootstrap_interval_of_a_ratio_covers_the_true_ratio_and_is_reproducible() -> None:
+    rng = np.random.default_rng(3)
+    a = 1.0 + 0.05 * rng.standard_normal(400)
+    b = 1.2 + 0.05 * rng.standard_normal(400)
+    boot = bootstrap_medians(b, np.random.default_rng(1)) / bootstrap_medians(a, np.random.default_rng(2))
+    low, high = interval(boot)
+    assert low < 1.2 < high and high - low < 0.03
+    again = bootstrap_medians(b, np.random.default_rng(1)) / bootstrap_medians(a, np.random.default_rng(2))
+    assert interval(again) == (low, high)

@@ -27,9 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
-
-BOOTSTRAP_RESAMPLES = 4000
-SEED = 20261202
+from blockbench.statistics import (
+    EQUIVALENT,
+    HIGHER,
+    LOWER,
+    RATIO_METHOD,
+    SEED,
+    bootstrap_medians,
+    classify,
+    interval,
+)
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,12 @@ class Comparison:
     @property
     def verdict(self) -> str:
         t = self.threshold
-        if self.low > 1 + t:
+        where = classify(self.ratio, self.low, self.high, t)
+        if where == HIGHER:
             return f"B is slower than A: {100 * (self.ratio - 1):.1f} % (interval excludes +{100 * t:g} %)"
-        if self.high < 1 - t:
+        if where == LOWER:
             return f"B is faster than A: {100 * (1 - self.ratio):.1f} % (interval excludes -{100 * t:g} %)"
-        if 1 - t <= self.low and self.high <= 1 + t:
+        if where == EQUIVALENT:
             return f"equivalent within ±{100 * t:g} %"
         return f"no detectable difference at ±{100 * t:g} % with these samples"
 
@@ -60,7 +68,7 @@ class Comparison:
         return (
             f"A: median {self.median_a:.4f} ms ({self.n_a} samples); B: median {self.median_b:.4f} ms "
             f"({self.n_b} samples)\nB / A = {self.ratio:.4f}, 95 % interval [{self.low:.4f}, {self.high:.4f}] "
-            f"(percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples)\nverdict: {self.verdict}"
+            f"({RATIO_METHOD})\nverdict: {self.verdict}"
         )
 
 
@@ -70,12 +78,10 @@ def compare_samples(a: np.ndarray, b: np.ndarray, threshold: float = 0.01) -> Co
     if a.size < 2 or b.size < 2:
         raise ConfigError(f"a comparison needs at least 2 samples on each side; got {a.size} and {b.size}")
     rng = np.random.default_rng(SEED)
-    med_a = np.median(a[rng.integers(0, a.size, (BOOTSTRAP_RESAMPLES, a.size))], axis=1)
-    med_b = np.median(b[rng.integers(0, b.size, (BOOTSTRAP_RESAMPLES, b.size))], axis=1)
-    ratios = med_b / med_a
-    low, high = np.percentile(ratios, [2.5, 97.5])
+    med_a, med_b = bootstrap_medians(a, rng), bootstrap_medians(b, rng)
+    low, high = interval(med_b / med_a)
     median_a, median_b = float(np.median(a)), float(np.median(b))
-    return Comparison(median_a, median_b, median_b / median_a, float(low), float(high), threshold, a.size, b.size)
+    return Comparison(median_a, median_b, median_b / median_a, low, high, threshold, a.size, b.size)
 
 
 # -- logged runs ---------------------------------------------------------------------------------------------------

@@ -48,3 +48,59 @@ def median_ci(samples: Sequence[float] | np.ndarray, confidence: float = CONFIDE
     if ranks is None:
         return math.nan, math.nan
     return float(ordered[ranks[0]]), float(ordered[ranks[1]])
+
+
+# -- ratios between configurations ---------------------------------------------------------------------------------
+#
+# The ratio of two medians has no exact distribution-free interval, so comparisons bootstrap it: each sample set is
+# resampled with replacement and its median taken, BOOTSTRAP_RESAMPLES times; any ratio (or ratio of ratios) of
+# such medians, element by element, is a bootstrap distribution of that quantity, and its 2.5th and 97.5th
+# percentiles are the 95 % interval. Seeded, so the same samples always give the same interval. The interval
+# covers the noise within each measurement; two runs made minutes apart also differ by drift (clocks, temperature,
+# kernel choices), which is what the equivalence margin of a verdict absorbs.
+
+BOOTSTRAP_RESAMPLES = 4000
+SEED = 20261202
+RATIO_METHOD = f"percentile bootstrap of the ratio of medians, {BOOTSTRAP_RESAMPLES} resamples, 95 %"
+_CHUNK = 500  # resamples drawn at once: bounds memory at 500 x n indices
+
+HIGHER, LOWER, EQUIVALENT, UNCLEAR = "higher", "lower", "equivalent", "unclear"
+
+
+def bootstrap_medians(
+    samples: Sequence[float] | np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP_RESAMPLES
+) -> np.ndarray:
+    """Medians of ``resamples`` resamples (with replacement) of ``samples``."""
+    values = np.asarray(samples, dtype=float)
+    out = np.empty(resamples)
+    for start in range(0, resamples, _CHUNK):
+        stop = min(start + _CHUNK, resamples)
+        out[start:stop] = np.median(values[rng.integers(0, values.size, (stop - start, values.size))], axis=1)
+    return out
+
+
+def interval(bootstrap: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of a bootstrap distribution."""
+    low, high = np.percentile(bootstrap, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
+    return float(low), float(high)
+
+
+def classify(ratio: float, low: float, high: float, margin: float) -> str:
+    """Where a ratio stands against 1 with an equivalence margin ``margin`` (0.05: ±5 %).
+
+    ``higher`` / ``lower``: the whole interval lies beyond ``1 + margin`` / below ``1 / (1 + margin)``;
+    ``equivalent``: it lies within both; ``unclear``: it straddles a bound. Without an interval (NaN bounds: a
+    reference table, or runs without kept samples) the point ratio alone is placed the same way.
+    """
+    if not math.isfinite(ratio):
+        return UNCLEAR
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low = high = ratio
+    upper, lower = 1 + margin, 1 / (1 + margin)
+    if low > upper:
+        return HIGHER
+    if high < lower:
+        return LOWER
+    if lower <= low and high <= upper:
+        return EQUIVALENT
+    return UNCLEAR

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG
@@ -358,9 +359,11 @@ def cells(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
             params_count=_mode(done.get("params_count")),
             macs=_mode(done.get("macs")),
             error=next((e for e in group["error"] if e), None),
+            run_ids=tuple(done.loc[done[metric].notna(), "run_id"]) if metric in done else (),
         )
         out.append(record)
-    return pd.DataFrame(out, columns=[*AXES, "label", "value", "n_runs", "n_failed", "state", "params_count", "macs"])
+    columns = [*AXES, "label", "value", "n_runs", "n_failed", "state", "params_count", "macs", "run_ids"]
+    return pd.DataFrame(out, columns=columns)
 
 
 def _mode(series: pd.Series | None) -> float:
@@ -370,22 +373,39 @@ def _mode(series: pd.Series | None) -> float:
     return float(series.mode().iloc[0]) if len(series) else math.nan
 
 
+def _artifact_path(runs: RunSet, row: pd.Series, name: str) -> Path:
+    """A run's artifact as a local file: read in place from a local store, else downloaded."""
+    import mlflow
+
+    uri = str(row["artifact_uri"])
+    if uri.startswith("file:"):
+        return Path(urlparse(uri).path) / name
+    with tracking_uri(runs.tracking_uri):
+        return Path(mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path=name))
+
+
+def load_samples(runs: RunSet, timing: str = "per_request") -> dict[str, np.ndarray]:
+    """The kept latency samples (``latencies.csv``) of every FINISHED timed run; runs without them are left out."""
+    found: dict[str, np.ndarray] = {}
+    for _, row in runs.finished.iterrows():
+        try:
+            table = pd.read_csv(_artifact_path(runs, row, "latencies.csv"))
+        except Exception as exc:  # noqa: BLE001 - a run without samples only loses its intervals
+            log.debug("no latencies.csv for %s: %s", row["run_id"], exc)
+            continue
+        values = table[table["timing"] == timing].iloc[:, -1] if "timing" in table else table.iloc[:, -1]
+        if len(values):
+            found[str(row["run_id"])] = values.to_numpy(dtype=float)
+    return found
+
+
 def environment(runs: RunSet) -> dict[str, Any]:
     """The environment.json artifact of the newest FINISHED run (versions, GPU, driver), or {} if unreadable."""
-    import mlflow
 
     finished = runs.finished.sort_values("start_time", ascending=False)
     for _, row in finished.head(3).iterrows():
         try:
-            uri = str(row["artifact_uri"])
-            if uri.startswith("file:"):  # local store: read it in place
-                path = Path(urlparse(uri).path) / "environment.json"
-            else:
-                with tracking_uri(runs.tracking_uri):
-                    path = Path(
-                        mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path="environment.json")
-                    )
-            return dict(json.loads(path.read_text()))
+            return dict(json.loads(_artifact_path(runs, row, "environment.json").read_text()))
         except Exception as exc:  # noqa: BLE001 - a missing or unreadable artifact only loses the versions line
             log.debug("no environment.json for %s: %s", row["run_id"], exc)
     return {}

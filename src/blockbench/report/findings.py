@@ -1,19 +1,26 @@
 """The paper's claims recomputed from our runs, each beside the paper's own number and with a verdict, plus
 the comparisons the paper could not make (``ln`` vs ``ln_native``, eager vs compiled, engines, precisions).
 
-Every claim is evaluated by the same function on our cells and on the paper's tables, so "paper" and "ours" are
-always the same arithmetic on different data. A ratio counts as a difference only beyond ``NOISE`` (5 %): CPU
-and GPU latencies of one configuration move by a few percent from run to run.
+Every claim is a ratio between cells (configurations) and every ratio is judged by one rule (:func:`direction`):
+where the runs kept their samples, the ratio's 95 % interval comes from a bootstrap of both cells' medians
+(:mod:`blockbench.statistics`); the claim *holds* in a cell when the whole interval lies beyond ``1 + MARGIN`` in
+the claimed direction, is *reversed* when it lies beyond the bound on the other side, is *equivalent* when it lies
+within ``1 ± MARGIN``, and *cannot tell* otherwise. The margin absorbs what the interval does not cover: two runs
+made minutes apart drift by a few percent (clocks, temperature, kernel choices). The paper's tables, and runs
+without samples, have no interval: their point ratio is placed by the same rule. A claim's verdict counts its cells
+in each class; "holds" only when every tested cell holds.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from blockbench.report.data import (
@@ -25,13 +32,24 @@ from blockbench.report.data import (
     PRECISION_NAMES,
     RunSet,
     cells,
+    load_samples,
     make_label,
     ordered,
 )
 from blockbench.report.paper import PAPER_STATED, PAPER_TEXT_CLAIMS, paper_records
 from blockbench.report.tables import to_markdown
+from blockbench.statistics import (
+    EQUIVALENT,
+    HIGHER,
+    LOWER,
+    RATIO_METHOD,
+    SEED,
+    bootstrap_medians,
+    classify,
+    interval,
+)
 
-NOISE = 0.05  # ratios within 1 ± 5 % are "no clear difference"
+MARGIN = 0.05  # ratios within 1 ± 5 % are "equivalent": the drift between two separately launched runs
 MAGNITUDE_TOLERANCE = 0.25  # a speed-up within ±25 % of the paper's counts as reproduced
 KEYS = [*AXES, "label"]
 # Our precision -> the paper's column it is compared with. The paper's "FP32" is TensorRT's default build,
@@ -39,9 +57,12 @@ KEYS = [*AXES, "label"]
 PAPER_PRECISION = {"tf32": "fp32", "fp32": "fp32", "fp16": "fp16"}
 FP32_CLASS = ("tf32", "fp32")  # preference order for "the FP32 column"
 MAX_DETAIL_ROWS = 60
+BOOTSTRAPPED_METRIC = "latency_ms_median"  # the metric whose samples are kept: intervals exist for it only
 
-HOLDS, PARTLY, FAILS, NOT_TESTED = "holds", "partly holds", "does not hold", "not tested"
+HOLDS, REVERSED, SAME, UNCLEAR, NOT_TESTED = "holds", "reversed", "equivalent", "cannot tell", "not tested"
+MIXED = "mixed"
 REPRODUCED, DIRECTION_ONLY, CONTRADICTED = "reproduced", "direction holds, magnitude differs", "contradicted"
+_CLASS_WORDS = {HIGHER: HOLDS, LOWER: REVERSED, EQUIVALENT: SAME}
 
 
 @dataclass
@@ -56,7 +77,6 @@ class Finding:
     verdict: str
     details: pd.DataFrame = field(default_factory=pd.DataFrame)
     new: bool = False
-    note: str = ""
 
 
 def x(value: float) -> str:
@@ -64,80 +84,95 @@ def x(value: float) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.2f}×"
 
 
-def direction(ratio: float, noise: float = NOISE) -> str:
-    """``holds`` when the ratio (slow/fast as the claim predicts) exceeds 1 beyond noise."""
+def direction(ratio: float, low: float = math.nan, high: float = math.nan) -> str:
+    """The rule every claim uses, for a ratio (slow/fast as the claim predicts) and its 95 % interval."""
     if not math.isfinite(ratio):
         return NOT_TESTED
-    if ratio > 1 + noise:
-        return HOLDS
-    if ratio < 1 / (1 + noise):
-        return "reversed"
-    return "no clear difference"
+    return _CLASS_WORDS.get(classify(ratio, low, high, MARGIN), UNCLEAR)
 
 
-def magnitude(ratio: float, paper: float) -> str:
-    """Compare a speed-up with the paper's: within ±25 % reproduced; same side of 1 direction only."""
-    if not (math.isfinite(ratio) and math.isfinite(paper)):
-        return direction(ratio) if math.isfinite(ratio) else NOT_TESTED
-    if direction(ratio) != HOLDS:
-        return CONTRADICTED
-    if abs(math.log(ratio / paper)) <= math.log(1 + MAGNITUDE_TOLERANCE):
-        return REPRODUCED
-    return DIRECTION_ONLY
+def directions(rows: pd.DataFrame) -> list[str]:
+    """:func:`direction` of every row of a :func:`pairs` frame."""
+    return [direction(r, lo, hi) for r, lo, hi in zip(rows["ratio"], rows["low"], rows["high"], strict=True)]
+
+
+def magnitude(ratio: float, paper: float, low: float = math.nan, high: float = math.nan) -> str:
+    """A speed-up against the paper's: the direction first (:func:`direction`), then within ±25 % reproduced."""
+    held = direction(ratio, low, high)
+    if held != HOLDS:
+        return CONTRADICTED if held == REVERSED else held
+    if not math.isfinite(paper):
+        return DIRECTION_ONLY
+    return REPRODUCED if abs(math.log(ratio / paper)) <= math.log(1 + MAGNITUDE_TOLERANCE) else DIRECTION_ONLY
+
+
+def magnitudes(rows: pd.DataFrame) -> list[str]:
+    """:func:`magnitude` of every row of a :func:`pairs` frame with a ``paper_ratio`` column."""
+    columns = [rows[c] for c in ("ratio", "paper_ratio", "low", "high")]
+    return [magnitude(r, p, lo, hi) for r, p, lo, hi in zip(*columns, strict=True)]
+
+
+def _counts(verdicts: pd.Series, order: tuple[str, ...]) -> tuple[pd.Series, list[str]]:
+    counts = verdicts.value_counts()
+    return counts, [f"{counts[v]} {v}" for v in order if counts.get(v, 0)]
 
 
 def tally(verdicts: pd.Series, scope: str = "cells") -> str:
-    """Overall verdict from per-row verdicts: holds / partly holds (k of n) / does not hold / not tested."""
+    """A claim's verdict from its cells': ``holds (n of n cells)`` only when all hold, likewise ``reversed`` and
+    ``equivalent``; otherwise ``mixed`` with the count of each class."""
+    verdicts = pd.Series(verdicts)
     verdicts = verdicts[verdicts != NOT_TESTED]
     n = len(verdicts)
     if n == 0:
         return NOT_TESTED
-    k = int(verdicts.isin([HOLDS, REPRODUCED, DIRECTION_ONLY]).sum())
-    if k == n:
-        return f"{HOLDS} ({k} of {n} {scope})"
-    if k == 0:
-        return f"{FAILS} (0 of {n} {scope})"
-    return f"{PARTLY} ({k} of {n} {scope})"
+    counts = verdicts.value_counts()
+    parts = [f"{word} in {counts[word]}" for word in (HOLDS, REVERSED, SAME, UNCLEAR) if counts.get(word, 0)]
+    for word in (HOLDS, REVERSED, SAME):
+        if counts.get(word, 0) == n:
+            return f"{word} ({n} of {n} {scope})" + (f" within ±{MARGIN:.0%}" if word == SAME else "")
+    return f"{MIXED}: {', '.join(parts)} (of {n} {scope})"
 
 
 def tally_magnitude(verdicts: pd.Series) -> str:
     """Overall verdict of a "≈ N× faster" claim: how many cells reproduce the number, keep only the direction,
-    or contradict it (rows without a paper value count by direction alone)."""
+    contradict it, or show no difference / cannot tell."""
+    verdicts = pd.Series(verdicts)
     verdicts = verdicts[verdicts != NOT_TESTED]
     if verdicts.empty:
         return NOT_TESTED
-    kind = verdicts.map(
-        lambda v: REPRODUCED if v == REPRODUCED else DIRECTION_ONLY if v in (DIRECTION_ONLY, HOLDS) else CONTRADICTED
-    )
-    counts = kind.value_counts()
-    parts = [f"{counts[v]} {v}" for v in (REPRODUCED, DIRECTION_ONLY, CONTRADICTED) if counts.get(v, 0)]
-    if counts.get(REPRODUCED, 0) == len(kind):
+    counts, parts = _counts(verdicts, (REPRODUCED, DIRECTION_ONLY, CONTRADICTED, SAME, UNCLEAR))
+    n = len(verdicts)
+    if counts.get(REPRODUCED, 0) == n:
         head = REPRODUCED
-    elif counts.get(CONTRADICTED, 0) == len(kind):
+    elif counts.get(CONTRADICTED, 0) == n:
         head = CONTRADICTED
-    elif counts.get(CONTRADICTED, 0) == 0:
+    elif counts.get(REPRODUCED, 0) + counts.get(DIRECTION_ONLY, 0) == n:
         head = DIRECTION_ONLY
     else:
-        head = PARTLY
-    return f"{head} ({'; '.join(parts)}; of {len(kind)} cells)"
+        head = MIXED
+    return f"{head} ({'; '.join(parts)}; of {n} cells)"
 
 
-def which_faster(ratio: float, den_name: str, num_name: str) -> str:
-    """For ``ratio = num/den``: which side is faster beyond noise, in words."""
-    d = direction(ratio)
-    return {HOLDS: f"{den_name} faster", "reversed": f"{num_name} faster"}.get(d, d)
+def which_faster(ratio: float, low: float, high: float, den_name: str, num_name: str) -> str:
+    """For ``ratio = num/den``: which side is faster by the rule, in words."""
+    d = direction(ratio, low, high)
+    return {HOLDS: f"{den_name} faster", REVERSED: f"{num_name} faster"}.get(d, d)
 
 
-def count_faster(ratios: pd.Series, den_name: str, num_name: str) -> str:
-    """``ln_native faster in 10 of 12 cells, ln faster in 1, no clear difference in 1``."""
-    d = ratios.dropna().map(direction)
+def count_faster(rows: pd.DataFrame, den_name: str, num_name: str) -> str:
+    """``ln_native faster in 10 of 12 cells, ln faster in 1, equivalent in 1``."""
+    d = pd.Series(directions(rows), dtype=object) if len(rows) else pd.Series(dtype=object)
+    d = d[d != NOT_TESTED]
     if d.empty:
         return NOT_TESTED
     text = f"{den_name} faster in {int((d == HOLDS).sum())} of {len(d)} cells"
-    if (d == "reversed").any():
-        text += f", {num_name} faster in {int((d == 'reversed').sum())}"
-    if (d == "no clear difference").any():
-        text += f", no clear difference in {int((d == 'no clear difference').sum())}"
+    for word, label in (
+        (REVERSED, f"{num_name} faster"),
+        (SAME, f"equivalent within ±{MARGIN:.0%}"),
+        (UNCLEAR, UNCLEAR),
+    ):
+        if (d == word).any():
+            text += f", {label} in {int((d == word).sum())}"
     return text
 
 
@@ -159,25 +194,54 @@ def geomean(values: pd.Series) -> float:
 # --- the data -------------------------------------------------------------------------------------------
 
 
-def our_cells(runs: RunSet, metric: str) -> pd.DataFrame:
-    """FINISHED cells only: (axes, label) -> value. Failed and missing cells simply do not pair up."""
+def our_cells(runs: RunSet, metric: str, samples: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """FINISHED cells only: (axes, label) -> value, and the bootstrap of the value where samples were kept."""
     grid = cells(runs.frame, metric)
-    return grid[grid["state"] == OK][[*KEYS, "value"]].reset_index(drop=True)
+    grid = grid[grid["state"] == OK].reset_index(drop=True)
+    return with_bootstrap(grid, samples or {})[[*KEYS, "value", "boot"]]
+
+
+def with_bootstrap(grid: pd.DataFrame, samples: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A ``boot`` column: bootstrap medians of each cell's kept samples (its repeats pooled), None without them.
+
+    Seeded by the cell's run ids, so a report is reproducible and no two cells share resampling indices.
+    """
+    boots = []
+    for run_ids in grid["run_ids"]:
+        kept = [samples[r] for r in run_ids if r in samples]
+        if len(kept) != len(run_ids) or not kept:
+            boots.append(None)
+            continue
+        rng = np.random.default_rng([SEED, zlib.crc32(",".join(sorted(run_ids)).encode())])
+        boots.append(bootstrap_medians(np.concatenate(kept), rng))
+    return grid.assign(boot=boots)
 
 
 def paper_cells() -> pd.DataFrame:
     frame = pd.DataFrame(paper_records()).rename(columns={"latency_ms": "value"})
-    return frame.assign(label="paper")[[*KEYS, "value"]]
+    return frame.assign(label="paper", boot=None)[[*KEYS, "value", "boot"]]
+
+
+def ratio_bootstrap(num: object, den: object) -> np.ndarray | None:
+    return num / den if isinstance(num, np.ndarray) and isinstance(den, np.ndarray) else None
+
+
+def with_interval(frame: pd.DataFrame) -> pd.DataFrame:
+    """``low`` / ``high``: the 95 % interval of ``ratio`` from its ``boot`` column (NaN without one)."""
+    bounds = [interval(b) if isinstance(b, np.ndarray) else (math.nan, math.nan) for b in frame["boot"]]
+    return frame.assign(low=[b[0] for b in bounds], high=[b[1] for b in bounds])
 
 
 def pairs(frame: pd.DataFrame, axis: str, num: str, den: str, keys: list[str] = KEYS) -> pd.DataFrame:
-    """Cells equal in every key but ``axis``: ``ratio = value[axis=num] / value[axis=den]``."""
+    """Cells equal in every key but ``axis``: ``ratio = value[axis=num] / value[axis=den]``, its bootstrap
+    (``boot``) and 95 % interval (``low``, ``high``)."""
     other = [k for k in keys if k != axis]
-    a = frame[frame[axis] == num][[*other, "value"]].rename(columns={"value": "num_ms"})
-    b = frame[frame[axis] == den][[*other, "value"]].rename(columns={"value": "den_ms"})
+    a = frame[frame[axis] == num][[*other, "value", "boot"]].rename(columns={"value": "num_ms", "boot": "num_boot"})
+    b = frame[frame[axis] == den][[*other, "value", "boot"]].rename(columns={"value": "den_ms", "boot": "den_boot"})
     merged = a.merge(b, on=other)
     merged["ratio"] = merged["num_ms"] / merged["den_ms"]
-    return merged
+    merged["boot"] = [ratio_bootstrap(n, d) for n, d in zip(merged["num_boot"], merged["den_boot"], strict=True)]
+    return with_interval(merged.drop(columns=["num_boot", "den_boot"]))
 
 
 def with_paper(ours: pd.DataFrame, paper: pd.DataFrame, on: list[str]) -> pd.DataFrame:
@@ -216,7 +280,20 @@ def pretty(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         elif "ratio" in key:
             series = series.map(x)
         out[title] = series.values
+        bounds = INTERVAL_COLUMNS.get(key)
+        if bounds and bounds[0] in frame:
+            out[f"{title}: 95 % interval"] = [
+                span(lo, hi) for lo, hi in zip(frame[bounds[0]], frame[bounds[1]], strict=True)
+            ]
     return out
+
+
+INTERVAL_COLUMNS = {"ratio": ("low", "high"), "gap_ratio": ("gap_low", "gap_high")}
+
+
+def span(low: float, high: float) -> str:
+    """An interval as printed in the details: ``1.02–1.05×``; none (a table, or no samples) -> ``—``."""
+    return f"{low:.3f}–{high:.3f}×" if math.isfinite(low) and math.isfinite(high) else "—"
 
 
 def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -253,7 +330,7 @@ def norm_speedup(ours: pd.DataFrame, paper: pd.DataFrame, fast: str, slow: str) 
 
 def claim_bn_faster_than_ln(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
     rows = sort_rows(norm_speedup(ours, paper, "bn", "ln"))
-    rows["verdict"] = rows["ratio"].map(direction)
+    rows["verdict"] = directions(rows)
     ref = pairs(paper, "norm", "ln", "bn")
     details = pretty(
         rows,
@@ -270,7 +347,7 @@ def claim_bn_faster_than_ln(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
         "bn_faster_than_ln",
         "BN is faster than LN",
         PAPER_TEXT_CLAIMS["bn_faster_than_ln"],
-        f"BN faster in {int((ref['ratio'] > 1 + NOISE).sum())} of {len(ref)} cells; LN/BN {spread(ref['ratio'])}",
+        f"BN faster in {directions(ref).count(HOLDS)} of {len(ref)} cells; LN/BN {spread(ref['ratio'])}",
         f"LN/BN {spread(rows['ratio'])}",
         tally(rows["verdict"]),
         details,
@@ -283,7 +360,7 @@ def claim_mobilenet_fp16_bn_vs_ln(ours: pd.DataFrame, paper: pd.DataFrame) -> Fi
     stated = PAPER_STATED["mobilenet_fp16_bn_vs_ln"]
     assert isinstance(stated, dict)
     rows["paper_stated"] = rows["resolution"].map(stated)
-    rows["verdict"] = [magnitude(r, p) for r, p in zip(rows["ratio"], rows["paper_ratio"], strict=True)]
+    rows["verdict"] = magnitudes(rows)
     ref = pairs(paper, "norm", "ln", "bn")
     ref = ref[(ref["block"] == "mobilenet") & (ref["precision"] == "fp16")]
     paper_text = "; ".join(
@@ -326,7 +403,7 @@ def claim_relu_faster_than_gelu(ours: pd.DataFrame, paper: pd.DataFrame) -> Find
     mine = pairs(ours, "act", "gelu", "relu")
     ref = pairs(paper, "act", "gelu", "relu")
     rows = sort_rows(with_paper(mine, ref, ["block", "norm", "resolution", "precision"]))
-    rows["verdict"] = rows["ratio"].map(direction)
+    rows["verdict"] = directions(rows)
     details = pretty(
         rows,
         {
@@ -338,12 +415,12 @@ def claim_relu_faster_than_gelu(ours: pd.DataFrame, paper: pd.DataFrame) -> Find
             "verdict": "verdict",
         },
     )
-    paper_holds = int((ref["ratio"] > 1 + NOISE).sum())
+    paper_holds = directions(ref).count(HOLDS)
     return Finding(
         "relu_faster_than_gelu",
         "ReLU is faster than GELU",
         PAPER_TEXT_CLAIMS["relu_faster_than_gelu"],
-        f"ReLU faster beyond {NOISE:.0%} in only {paper_holds} of {len(ref)} cells of its own tables; "
+        f"ReLU faster beyond {MARGIN:.0%} in only {paper_holds} of {len(ref)} cells of its own tables; "
         f"GELU/ReLU {spread(ref['ratio'])}",
         f"GELU/ReLU {spread(rows['ratio'])}",
         tally(rows["verdict"]),
@@ -363,31 +440,42 @@ def _fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_fp16_widens_gaps(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    records = []
+    """Per cell, the gap at FP16 over the gap at FP32: (LN/BN at FP16) / (LN/BN at FP32), likewise GELU/ReLU."""
+    parts = []
     for name, axis, slow, fast in (("LN/BN", "norm", "ln", "bn"), ("GELU/ReLU", "act", "gelu", "relu")):
         for source, frame in (("ours", _fp32_class(ours)), ("paper", paper)):
-            ratios = pairs(frame, axis, slow, fast)
-            for (resolution, label), group in ratios.groupby(["resolution", "label"]):
-                f32 = group[group["precision"] == "fp32"]["ratio"].median()
-                f16 = group[group["precision"] == "fp16"]["ratio"].median()
-                records.append(
-                    {"gap": name, "source": source, "resolution": resolution, "label": label, "fp32": f32, "fp16": f16}
-                )
-    table = pd.DataFrame(records, columns=["gap", "source", "resolution", "label", "fp32", "fp16"])
-    table["verdict"] = [
-        direction(b / a) if math.isfinite(a) and math.isfinite(b) else NOT_TESTED
-        for a, b in zip(table["fp32"], table["fp16"], strict=True)
+            gaps = pairs(frame, axis, slow, fast).drop(columns=["num_ms", "den_ms", "low", "high"])
+            gaps = gaps.rename(columns={"ratio": "value"}).assign(**{axis: ""})  # the axis the gap is across
+            wider = pairs(gaps, "precision", "fp16", "fp32").rename(
+                columns={"num_ms": "fp16_ratio", "den_ms": "fp32_ratio"}
+            )
+            parts.append(wider.assign(gap=name, source=source))
+    columns = [
+        "gap",
+        "source",
+        *[k for k in KEYS if k != "precision"],
+        "fp32_ratio",
+        "fp16_ratio",
+        "ratio",
+        "low",
+        "high",
     ]
+    table = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    table["verdict"] = directions(table)
     mine, ref = table[table["source"] == "ours"], table[table["source"] == "paper"]
     details = pretty(
-        table.sort_values(["gap", "source", "resolution"]).rename(columns={"fp32": "fp32_ratio", "fp16": "fp16_ratio"}),
+        sort_rows(table).rename(columns={"ratio": "ratio"}),
         {
             "gap": "gap",
             "source": "source",
+            "block": "Architecture",
             "resolution": "Resolution",
+            "norm": "Norm",
+            "act": "Act",
             "label": "Engine",
-            "fp32_ratio": "median at FP32 (TF32 if run)",
-            "fp16_ratio": "median at FP16",
+            "fp32_ratio": "at FP32 (TF32 if run)",
+            "fp16_ratio": "at FP16",
+            "ratio": "FP16 gap / FP32 gap",
             "verdict": "wider at FP16?",
         },
     )
@@ -395,56 +483,54 @@ def claim_fp16_widens_gaps(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
         "fp16_widens_gaps",
         "The BN/LN and ReLU/GELU gaps are larger at FP16",
         PAPER_TEXT_CLAIMS["fp16_widens_gaps"],
-        f"{tally(ref['verdict'], 'gap × resolution')}",
-        f"{tally(mine['verdict'], 'gap × resolution × engine')}",
-        tally(mine["verdict"], "gap × resolution × engine"),
+        f"{tally(ref['verdict'])}; gap ratio {spread(ref['ratio'])}",
+        f"gap ratio {spread(mine['ratio'])}",
+        tally(mine["verdict"]),
         details,
     )
 
 
-def _extreme_block(frame: pd.DataFrame, pick: Callable[[pd.Series], object]) -> pd.DataFrame:
+EXTREME_KEYS = ["norm", "act", "resolution", "precision", "label"]
+
+
+def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFrame:
+    """Per configuration with >= 2 blocks: the fastest (slowest) block, and ``block`` against its strongest rival,
+    as ``gap_ratio`` > 1 when ``block`` wins (rival/block for fastest, block/rival for slowest), with its interval."""
     records = []
-    for key, group in frame.groupby(["norm", "act", "resolution", "precision", "label"]):
+    for key, group in frame.groupby(EXTREME_KEYS):
         if group["block"].nunique() < 2:
             continue
-        row = group.loc[pick(group["value"])]
-        rest = group[group.index != row.name]["value"]
-        gap = (rest.min() / row["value"]) if pick is pd.Series.idxmin else (row["value"] / rest.max())
-        records.append(
-            {
-                **dict(zip(["norm", "act", "resolution", "precision", "label"], key, strict=True)),
-                "winner": row["block"],
-                "value": row["value"],
-                "n_blocks": group["block"].nunique(),
-                "blocks": set(group["block"]),
-                "gap_ratio": gap,
-            }
-        )
-    return pd.DataFrame(
-        records,
-        columns=[
-            "norm",
-            "act",
-            "resolution",
-            "precision",
-            "label",
-            "winner",
-            "value",
-            "n_blocks",
-            "blocks",
-            "gap_ratio",
-        ],
-    )
+        ranked = group.sort_values("value", ascending=fastest)
+        winner = ranked.iloc[0]
+        record = {
+            **dict(zip(EXTREME_KEYS, key, strict=True)),
+            "winner": winner["block"],
+            "value": winner["value"],
+            "n_blocks": group["block"].nunique(),
+            "gap_ratio": math.nan,
+            "boot": None,
+        }
+        mine = group[group["block"] == block]
+        if len(mine):
+            claimed = mine.iloc[0]
+            rival = ranked[ranked["block"] != block].iloc[0]
+            num, den = (rival, claimed) if fastest else (claimed, rival)
+            record["gap_ratio"] = num["value"] / den["value"]
+            record["boot"] = ratio_bootstrap(num["boot"], den["boot"])
+        records.append(record)
+    columns = [*EXTREME_KEYS, "winner", "value", "n_blocks", "gap_ratio", "boot"]
+    table = pd.DataFrame(records, columns=columns)
+    table = with_interval(table).rename(columns={"low": "gap_low", "high": "gap_high"})
+    return table.drop(columns="boot")
 
 
 def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: bool) -> Finding:
-    pick = pd.Series.idxmin if fastest else pd.Series.idxmax
-    mine, ref = _extreme_block(ours, pick), _extreme_block(paper, pick)
+    mine, ref = _extreme_block(ours, block, fastest), _extreme_block(paper, block, fastest)
     # A configuration where the claimed block was not run (or failed) cannot test the claim.
-    mine["verdict"] = [
-        NOT_TESTED if block not in blocks else (HOLDS if w == block else FAILS)
-        for w, blocks in zip(mine["winner"], mine["blocks"], strict=True)
-    ]
+    for table in (mine, ref):
+        table["verdict"] = [
+            direction(*v) for v in zip(table["gap_ratio"], table["gap_low"], table["gap_high"], strict=True)
+        ]
     word = "fastest" if fastest else "slowest"
     mine = sort_rows(mine)
     mine["winner"] = mine["winner"].map(lambda v: BLOCK_NAMES.get(v, v))
@@ -459,7 +545,7 @@ def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: 
             "n_blocks": "blocks run",
             "winner": word,
             "winner_ms": "its latency (ms)",
-            "gap_ratio": "margin to next",
+            "gap_ratio": f"{BLOCK_NAMES[block]} vs its closest rival",
             "verdict": "verdict",
         },
     )
@@ -472,7 +558,7 @@ def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: 
         f"{BLOCK_NAMES[block]} is the {word} block",
         PAPER_TEXT_CLAIMS[claim_id],
         f"{BLOCK_NAMES[block]} {word} in {paper_hits} of {len(ref)} configurations",
-        f"{BLOCK_NAMES[block]} {word} in {ours_hits} of {tested} configurations with ≥ 2 blocks",
+        f"{BLOCK_NAMES[block]} {word} beyond ±{MARGIN:.0%} in {ours_hits} of {tested} configurations with ≥ 2 blocks",
         tally(mine["verdict"], "configurations"),
         details,
     )
@@ -517,9 +603,9 @@ def block_ratio_claim(
             parts.append(with_paper(mine, ref, ["norm", "act", "resolution", "precision"]))
     rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
     if rows.empty:
-        rows = pd.DataFrame(columns=[*KEYS, "pair", "ratio", "paper_ratio", "num_ms", "den_ms"])
+        rows = pd.DataFrame(columns=[*KEYS, "pair", "ratio", "low", "high", "paper_ratio", "num_ms", "den_ms"])
     rows["in_scope"] = scope(rows) if len(rows) else pd.Series(dtype=bool)
-    rows["verdict"] = [magnitude(r, p) for r, p in zip(rows["ratio"], rows["paper_ratio"], strict=True)]
+    rows["verdict"] = magnitudes(rows)
     in_scope = rows[rows["in_scope"]]
     stated = PAPER_STATED[claim_id]
     ref_all = pd.concat([pairs(paper, "block", s, f) for s in slow_blocks for f in fast_blocks], ignore_index=True)
@@ -566,7 +652,7 @@ def claim_ln_fp16_slower_at_64(ours: pd.DataFrame, paper: pd.DataFrame) -> Findi
         )
     )
     rows["in_scope"] = rows["block"] == "mobilenet"
-    rows["verdict"] = rows["ratio"].map(direction)
+    rows["verdict"] = directions(rows)
     ref_mn = ref[ref["block"] == "mobilenet"]
     details = pretty(
         rows.assign(in_scope=rows["in_scope"].map({True: "yes", False: ""})),
@@ -600,7 +686,9 @@ def claim_ln_fp16_slower_at_64(ours: pd.DataFrame, paper: pd.DataFrame) -> Findi
 
 def new_ln_vs_native(ours: pd.DataFrame) -> Finding:
     rows = sort_rows(pairs(ours, "norm", "ln", "ln_native"))
-    rows["verdict"] = rows["ratio"].map(lambda r: which_faster(r, "ln_native", "ln"))
+    rows["verdict"] = [
+        which_faster(*v, "ln_native", "ln") for v in zip(rows["ratio"], rows["low"], rows["high"], strict=True)
+    ]
     vs_bn = pairs(ours, "norm", "ln_native", "bn")
     details = pretty(
         rows,
@@ -618,13 +706,13 @@ def new_ln_vs_native(ours: pd.DataFrame) -> Finding:
         "new: the paper only has the hand-written LN; does a fused LayerNormalization close the gap to BN?",
         "not measured in the paper",
         f"ln/ln_native {spread(rows['ratio'])}; ln_native/bn {spread(vs_bn['ratio'])}",
-        count_faster(rows["ratio"], "ln_native", "ln") if len(rows) else f"{NOT_TESTED} (needs ln and ln_native runs)",
+        count_faster(rows, "ln_native", "ln") if len(rows) else f"{NOT_TESTED} (needs ln and ln_native runs)",
         details,
         new=True,
     )
 
 
-def new_eager_vs_compiled(runs: RunSet, metric: str) -> Finding:
+def new_eager_vs_compiled(runs: RunSet, metric: str, samples: dict[str, np.ndarray]) -> Finding:
     title = "PyTorch eager vs CUDA graph / torch.compile"
     claim = "new: how much of eager's latency is framework overhead that graph capture or compilation removes?"
     frame = runs.frame
@@ -637,13 +725,17 @@ def new_eager_vs_compiled(runs: RunSet, metric: str) -> Finding:
     # Label without the mode, so eager and compiled runs of one configuration meet in one pair.
     torch_runs["label"] = [make_label(row, keys) + "\x00" + row[mode_key] for _, row in torch_runs.iterrows()]
     grid = cells(torch_runs, metric)
-    grid = grid[grid["state"] == OK].copy()
+    grid = with_bootstrap(grid[grid["state"] == OK].reset_index(drop=True), samples)
     grid[["label", "mode"]] = grid["label"].str.split("\x00", expand=True)
-    grid = grid[[*KEYS, "mode", "value"]]
+    grid = grid[[*KEYS, "mode", "value", "boot"]]
     others = sorted(m for m in grid["mode"].unique() if m != "eager")
     parts = [pairs(grid, "mode", "eager", m, [*KEYS, "mode"]).assign(mode=m) for m in others]
-    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=["mode", "ratio"])
-    rows["verdict"] = rows["ratio"].map(lambda r: which_faster(r, "compiled", "eager"))
+    empty = pd.DataFrame(columns=["mode", "ratio", "low", "high"])
+    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else empty
+    rows["verdict"] = [
+        which_faster(r, lo, hi, m, "eager")
+        for r, lo, hi, m in zip(rows["ratio"], rows["low"], rows["high"], rows["mode"], strict=True)
+    ]
     details = pretty(
         rows,
         {
@@ -662,7 +754,7 @@ def new_eager_vs_compiled(runs: RunSet, metric: str) -> Finding:
         claim,
         "not measured in the paper",
         "; ".join(f"eager/{m}: {spread(rows[rows['mode'] == m]['ratio'])}" for m in modes) or "no pairs",
-        "; ".join(f"{m}: {count_faster(rows[rows['mode'] == m]['ratio'], m, 'eager')}" for m in modes) or NOT_TESTED,
+        "; ".join(f"{m}: {count_faster(rows[rows['mode'] == m], m, 'eager')}" for m in modes) or NOT_TESTED,
         details,
         new=True,
     )
@@ -675,7 +767,7 @@ def new_engines(ours: pd.DataFrame, labels: list[str]) -> Finding:
             merged = pairs(ours, "label", b, a)
             if merged.empty:
                 continue
-            d = merged["ratio"].map(direction)
+            d = pd.Series(directions(merged))
             records.append(
                 {
                     "pair": f"{b} / {a}",
@@ -684,12 +776,13 @@ def new_engines(ours: pd.DataFrame, labels: list[str]) -> Finding:
                     "min_ratio": merged["ratio"].min(),
                     "max_ratio": merged["ratio"].max(),
                     "a_faster": int((d == HOLDS).sum()),
-                    "b_faster": int((d == "reversed").sum()),
+                    "b_faster": int((d == REVERSED).sum()),
+                    "same": int((d == SAME).sum()),
+                    "unclear": int((d == UNCLEAR).sum()),
                 }
             )
-    table = pd.DataFrame(
-        records, columns=["pair", "cells", "median_ratio", "min_ratio", "max_ratio", "a_faster", "b_faster"]
-    )
+    columns = ["pair", "cells", "median_ratio", "min_ratio", "max_ratio", "a_faster", "b_faster", "same", "unclear"]
+    table = pd.DataFrame(records, columns=columns)
     details = pretty(
         table,
         {
@@ -700,9 +793,13 @@ def new_engines(ours: pd.DataFrame, labels: list[str]) -> Finding:
             "max_ratio": "max",
             "a_faster": "A faster",
             "b_faster": "B faster",
+            "same": f"equivalent (±{MARGIN:.0%})",
+            "unclear": UNCLEAR,
         },
     )
-    for title, key in (("cells", "cells"), ("A faster", "a_faster"), ("B faster", "b_faster")):
+    counted = (("cells", "cells"), ("A faster", "a_faster"), ("B faster", "b_faster"))
+    counted += ((f"equivalent (±{MARGIN:.0%})", "same"), (UNCLEAR, "unclear"))
+    for title, key in counted:
         if title in details:
             details[title] = table[key].astype(int).astype(str).values
     return Finding(
@@ -730,7 +827,12 @@ def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
                 ref.rename(columns={"ratio": "paper_ratio"}), on=["block", "norm", "act", "resolution"], how="left"
             )
         parts.append(mine.assign(pair=f"{PRECISION_NAMES[slow]}/{PRECISION_NAMES[fast]}"))
-    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=["pair", "ratio"])
+    empty = pd.DataFrame(columns=["pair", "ratio", "low", "high"])
+    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else empty
+    rows["verdict"] = [
+        which_faster(*v, "lower precision", "higher precision")
+        for v in zip(rows["ratio"], rows["low"], rows["high"], strict=True)
+    ]
     ref_all = pairs(paper, "precision", "fp32", "fp16")
     details = pretty(
         rows,
@@ -741,6 +843,7 @@ def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
             "den_ms": "lower precision (ms)",
             "ratio": "speed-up",
             "paper_ratio": "paper FP32/FP16",
+            "verdict": "verdict",
         },
     )
     return Finding(
@@ -760,8 +863,10 @@ def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
 
 
 def compute_findings(runs: RunSet, metric: str = "latency_ms_median") -> list[Finding]:
-    """Every claim of the paper, then the new comparisons, on the runs' FINISHED cells."""
-    ours, paper = our_cells(runs, metric), paper_cells()
+    """Every claim of the paper, then the new comparisons, on the runs' FINISHED cells (with intervals where the
+    metric is the median and the runs kept their samples)."""
+    samples = load_samples(runs) if metric == BOOTSTRAPPED_METRIC else {}
+    ours, paper = our_cells(runs, metric, samples), paper_cells()
     found = [
         claim_bn_faster_than_ln(ours, paper),
         claim_mobilenet_fp16_bn_vs_ln(ours, paper),
@@ -801,7 +906,7 @@ def compute_findings(runs: RunSet, metric: str = "latency_ms_median") -> list[Fi
         ),
         claim_ln_fp16_slower_at_64(ours, paper),
         new_ln_vs_native(ours),
-        new_eager_vs_compiled(runs, metric),
+        new_eager_vs_compiled(runs, metric, samples),
         new_engines(ours, runs.labels),
         new_precisions(ours, paper),
     ]
@@ -825,8 +930,16 @@ def findings_markdown(found: list[Finding], metric: str) -> str:
     lines = [
         "# Findings: the paper's claims re-tested on our runs",
         "",
-        f"Latency metric: `{metric}`. A ratio counts as a difference beyond ±{NOISE:.0%}; a speed-up is "
-        f"*reproduced* within ±{MAGNITUDE_TOLERANCE:.0%} of the paper's. The paper's values are computed from its "
+        f"Latency metric: `{metric}`. **Verdict rule**, the same for every claim and every cell: the ratio the "
+        f"claim predicts to be above 1 (slow / fast) has a 95 % interval ({RATIO_METHOD}, both cells' kept samples "
+        f"resampled); the claim **holds** in a cell when the whole interval lies above {1 + MARGIN:.2f}, is "
+        f"**reversed** when it lies below 1/{1 + MARGIN:.2f}, is **equivalent** when it lies within ±{MARGIN:.0%} "
+        f"of 1, and **cannot tell** otherwise. The ±{MARGIN:.0%} margin is the drift between two separately "
+        "launched runs, which the interval (noise within each run) does not cover. The paper's tables, and runs "
+        "without kept samples, have no interval: their point ratio is placed by the same rule. A claim's verdict "
+        "is *holds* (or *reversed*, *equivalent*) only when every tested cell says so, else *mixed* with the count "
+        f"of each. A speed-up is *reproduced* when it holds and lies within ±{MAGNITUDE_TOLERANCE:.0%} of the "
+        "paper's. The paper's values are computed from its "
         "Tables 1–3 (reference data, TensorRT 8.5 on an RTX 3090 Ti) with the same arithmetic; its FP32 column is "
         "compared with our TF32 runs, or strict FP32 where no TF32 run exists.",
         "",
@@ -836,8 +949,6 @@ def findings_markdown(found: list[Finding], metric: str) -> str:
     for i, f in enumerate(found, 1):
         lines += [f"## {i}. {f.title}" + (" (new)" if f.new else ""), "", f"> {f.claim}", ""]
         lines += [f"- paper: {f.paper}", f"- ours: {f.ours}", f"- verdict: **{f.verdict}**", ""]
-        if f.note:
-            lines += [f.note, ""]
         if not f.details.empty:
             shown = f.details.head(MAX_DETAIL_ROWS)
             lines += [to_markdown(shown), ""]
