@@ -19,6 +19,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import blockbench.config  # noqa: F401  (registers the config schemas that compose() resolves)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -26,15 +25,7 @@ _NOISY_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx", "torch._export", "torch
 _SINGLE_FILE_LIMIT = 1_800_000_000
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    path: Path
-    seconds: float
-    input_name: str
-    output_name: str
-
-
-def export_onnx(model: nn.Module, sample: torch.Tensor, path: Path, opset: int) -> ExportResult:
+def export_onnx(model: nn.Module, sample: torch.Tensor, path: Path, opset: int) -> None:
     """Export ``model`` (already in the run's dtype) for ``sample``'s static shape and check the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -65,4 +56,3 @@ def export_onnx(model: nn.Module, sample: torch.Tensor, path: Path, opset: int) 
             logging.getLogger(name).setLevel(level)
     seconds = time.perf_counter() - start
     log.info("export: done in %.1f s (%.1f MB)", seconds, path.stat().st_size / 1e6)
-    return ExportResult(path=path, seconds=seconds, input_name="input", output_name="logits")

@@ -41,7 +41,6 @@ class JobContext:
     cpu_threads: int
     pinned_memory: bool = True
     build_only: bool = False  # build and log the engine, never run or time it (run.build_only, or automatic)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dtype(self) -> torch.dtype:

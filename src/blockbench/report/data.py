@@ -70,7 +70,7 @@ IGNORED_PARAMS = (
 # Label parts shown as bare values (everything else as ``key=value``).
 BARE_VALUE_KEYS = ("backend.mode", "benchmark.mode", "hardware.device", "device_name")
 
-OK, FAILED, NOT_RUN = "ok", "failed", "not run"
+OK, FAILED = "ok", "failed"
 BUILT = "built"  # every FINISHED run of the cell was build-only: an engine, no latency (never a failure, never 0)
 BUILT_MARK = "built, not timed"
 

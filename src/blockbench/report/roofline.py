@@ -44,7 +44,6 @@ from blockbench.report.data import (
 from blockbench.report.peaks import DevicePeaks, get_peaks
 
 BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
-MATRIX_LAYERS = (nn.Conv2d, nn.Linear)
 TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
 
 
