@@ -188,3 +188,15 @@ def test_enqueue_bound_compares_with_the_compute_part_in_end_to_end_mode() -> No
     phases = np.tile([0.2, 1.0, 0.1], (50, 1))  # latency 1.3 ms, compute 1.0 ms
     result = LatencyResult(np.full(50, 1.3), 5.0, 1, "cuda_event", enqueue_ms=np.full(50, 0.9), phase_ms=phases)
     assert result.bounds() == ["enqueue"]  # 0.9 > 0.8 x 1.0, though 0.9 < 0.8 x 1.3
+
+
+def test_latencies_file_round_trip_and_the_older_layout(tmp_path) -> None:
+    from blockbench import latencies
+
+    path = tmp_path / latencies.FILE
+    latencies.write(path, [("per_request", np.array([1.0, 2.0])), ("h2d", np.array([0.5]))])
+    text = path.read_text()
+    assert latencies.read(text).tolist() == [1.0, 2.0] and latencies.read(text, "h2d").tolist() == [0.5]
+    assert latencies.read(text, "pipelined").size == 0
+    older = "sample,latency_ms\n0,1.5\n1,2.5\n"  # written before the timing column existed: per-request only
+    assert latencies.read(older).tolist() == [1.5, 2.5] and latencies.read(older, "pipelined").size == 0

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from blockbench import latencies
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
 from blockbench.statistics import (
     EQUIVALENT,
@@ -92,17 +92,13 @@ def _samples_of_run(run_id: str, timing: str) -> np.ndarray:
     import mlflow.artifacts
 
     try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/latencies.csv")
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{latencies.FILE}")
     except Exception as exc:
         raise ConfigError(f"run {run_id}: cannot read its latencies.csv ({exc})") from exc
-    lines = text.strip().splitlines()
-    header = lines[0].split(",")
-    if header[0] != "timing":  # runs logged before both timings existed: per-request only
-        return np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=1, ndmin=1)
-    values = [float(v) for k, _, v in (line.split(",") for line in lines[1:]) if k == timing]
-    if not values:
+    values = latencies.read(text, timing)
+    if not values.size:
         raise ConfigError(f"run {run_id} has no {timing} samples (benchmark.timing was not {timing} or both)")
-    return np.asarray(values)
+    return values
 
 
 def _run_by_selector(client: object, experiment_id: str, selector: str) -> str:

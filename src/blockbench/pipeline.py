@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import faults, preflight, record, resume, statistics
+from blockbench import faults, latencies, preflight, record, resume, statistics
 from blockbench import metric_names as names
 from blockbench.backends import Backend, InferenceStep, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
@@ -366,7 +366,7 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         ]
         why = f"; GPU clock events {clock_event_names(ends[0])} -> {clock_event_names(ends[-1])}" if ends else ""
         tags["latency_unstable"] = f"CoV {cov:.1f} % > {limit:.1f} %{why}"
-    _write_latencies(latency, ctx.work_dir / "latencies.csv")
+    _write_latencies(latency, ctx.work_dir / latencies.FILE)
     failure = parity_failure[0] if parity_failure and cfg.benchmark.parity == "fail" else None
     return JobResult(run_id=None, metrics=metrics, tags=tags, failure=failure)
 
@@ -535,22 +535,17 @@ def _parity(output: torch.Tensor, reference: torch.Tensor) -> tuple[float, float
 
 
 def _write_latencies(latency: LatencyResult, path: Path) -> None:
-    """Every kept sample: per-request latencies, pipelined per-inference times (one per batch), and per request
-    the host's enqueue time and the end-to-end parts where measured; the ``timing`` column names the series."""
-    kinds = [("per_request", latency.samples_ms), ("pipelined", latency.pipelined_ms), ("enqueue", latency.enqueue_ms)]
-    kinds += [(part, latency.phase_ms[:, col]) for col, part in enumerate(("h2d", "compute", "d2h"))]
-    with path.open("w") as out:
-        out.write("timing,sample,latency_ms\n")
-        for kind, samples in kinds:
-            for index, value in enumerate(samples):
-                out.write(f"{kind},{index},{value:.6f}\n")
+    """Every kept sample, one series per measurement (:mod:`blockbench.latencies`)."""
+    series = [("per_request", latency.samples_ms), ("pipelined", latency.pipelined_ms), ("enqueue", latency.enqueue_ms)]
+    series += [(part, latency.phase_ms[:, col]) for col, part in enumerate(("h2d", "compute", "d2h"))]
+    latencies.write(path, series)
 
 
 def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) -> int:
     """Log a run's files from its work folder (now, or later by :mod:`blockbench.record`); returns the bytes this
     run added to the artifact store."""
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    small = [work / name for name in ("config.yaml", "environment.json", "latencies.csv") if (work / name).exists()]
+    small = [work / name for name in ("config.yaml", "environment.json", latencies.FILE) if (work / name).exists()]
     for path in small:  # a build-only run has no latencies
         tracker.log_artifact(run_id, path)
     added = sum(path.stat().st_size for path in small)

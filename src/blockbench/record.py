@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
+from blockbench.tracking import SWEEP_TAG, Tracker
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 RECORD_ID_TAG = "blockbench.record_id"
 RECORDED_FROM_TAG = "blockbench.recorded_from"
+SWEEP_RECORD_TAG = "blockbench.record_id.sweep"  # on a recorded sweep's parent: the sweep's id
 
 
 def write_run_file(
@@ -57,10 +59,16 @@ def write_run_file(
         "metrics": {k: float(v) for k, v in metrics.items()},
     }
     path = work_dir / RUN_FILE
-    tmp = path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    tmp.replace(path)
+    write_json(path, record)
     return path
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON into a job or sweep folder via a temporary file and a rename, so a reader (or a kill) never
+    sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 def find_run_files(paths: Sequence[Path]) -> list[Path]:
@@ -101,7 +109,6 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
 
     from blockbench.metric_names import ARTIFACT_MB
     from blockbench.pipeline import log_run_files
-    from blockbench.tracking import SWEEP_TAG, Tracker
 
     files = find_run_files(paths)
     tracker = Tracker(uri, experiment)
@@ -110,14 +117,14 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
     skipped = 0
     for path in files:
         run = json.loads(path.read_text())
-        if _recorded(tracker, run["record_id"]):
+        if tracker.run_holding(RECORD_ID_TAG, run["record_id"], finished_only=False):
             skipped += 1
             continue
         parent_id = None
         sweep = _sweep_of(path)
         if sweep is not None:
             sweep_id, folder = sweep
-            parent_id = parents.get(sweep_id) or _parent_for(tracker, sweep_id, folder, SWEEP_TAG)
+            parent_id = parents.get(sweep_id) or _parent_for(tracker, sweep_id, folder)
             parents[sweep_id] = parent_id
         tags = {**run["tags"], RECORD_ID_TAG: run["record_id"], RECORDED_FROM_TAG: str(path.parent.resolve())}
         run_id = tracker.start_run(run["run_name"], tags, parent_id, start_time=run["start_time"])
@@ -136,22 +143,14 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
     return created, skipped
 
 
-def _recorded(tracker: Any, record_id: str) -> bool:
-    """Whether an earlier recording logged this run file (whatever the run's status)."""
-    with tracker.lock:
-        return bool(tracker.client.search_runs([tracker.experiment_id], f"tags.`{RECORD_ID_TAG}` = '{record_id}'"))
-
-
-def _parent_for(tracker: Any, sweep_id: str, folder: str, sweep_tag: str) -> str:
+def _parent_for(tracker: Tracker, sweep_id: str, folder: str) -> str:
     """The parent run of a recorded sweep: an earlier recording's (so a sweep copied back twice stays one sweep)."""
-    tag = f"{RECORD_ID_TAG}.sweep"
-    with tracker.lock:
-        found = tracker.client.search_runs([tracker.experiment_id], f"tags.`{tag}` = '{sweep_id}'", max_results=1)
+    found = tracker.run_holding(SWEEP_RECORD_TAG, sweep_id, finished_only=False)
     if found:
-        tracker.set_tags(found[0].info.run_id, {"status": "running"})
-        return str(found[0].info.run_id)
+        tracker.set_tags(found, {"status": "running"})
+        return found
     name = f"sweep {Path(folder).parent.name} {Path(folder).name} (recorded)"
-    return tracker.start_run(name, {sweep_tag: "parent", tag: sweep_id, RECORDED_FROM_TAG: folder})
+    return tracker.start_run(name, {SWEEP_TAG: "parent", SWEEP_RECORD_TAG: sweep_id, RECORDED_FROM_TAG: folder})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,7 @@ from blockbench import interrupts, prebuild, preflight
 from blockbench import metric_names as names
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
 from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, plan_job, run_job, run_name
+from blockbench.record import write_json
 from blockbench.tracking import (
     HEARTBEAT_TAG,
     PID_TAG,
@@ -78,13 +79,6 @@ def _sweep_dir() -> Path:
     return Path(HydraConfig.get().sweep.dir)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write via a temporary file and rename, so a reader (or a kill) never leaves half a JSON file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-
-
 def _read_sweep(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / SWEEP_FILE
     return json.loads(path.read_text()) if path.exists() else {}
@@ -115,7 +109,7 @@ def _parent_run_id(cfg: DictConfig) -> str | None:
                 tracker.set_tags(info["parent_run_id"], {**info["owner"], HEARTBEAT_TAG: f"{time.time():.3f}"})
             else:
                 tracker.keep_alive(info["parent_run_id"], cfg.run.heartbeat_s)
-            _write_json(sweep_dir / SWEEP_FILE, info)
+            write_json(sweep_dir / SWEEP_FILE, info)
             log.info("sweep: MLflow parent run %s", info["parent_run_id"])
         return info["parent_run_id"]
 
@@ -177,7 +171,7 @@ def task(cfg: DictConfig) -> dict[str, Any]:
     job_dir = Path(HydraConfig.get().runtime.output_dir)  # where on_multirun_end looks, whatever work_dir says
     job_dir.mkdir(parents=True, exist_ok=True)
     outcome["sweep_id"] = _read_sweep(sweep_dir).get("sweep_id")
-    _write_json(job_dir / RESULT_FILE, outcome)
+    write_json(job_dir / RESULT_FILE, outcome)
     if code in (interrupts.SIGINT_EXIT, interrupts.SIGTERM_EXIT):
         if _launched_here(sweep_dir):  # in a launcher's worker the launching process summarizes the sweep
             _finish_sweep(sweep_dir, interrupted="SIGTERM" if code == interrupts.SIGTERM_EXIT else "SIGINT")
@@ -357,10 +351,10 @@ class SweepCallback(Callback):
             "owner": owner_tags(),
         }
         info["jobs"] = len(prebuild.sweep_jobs(config))
-        _write_json(sweep_dir / SWEEP_FILE, info)
+        write_json(sweep_dir / SWEEP_FILE, info)
         if config.run.prebuild_workers:
             info["prebuild"] = dataclasses.asdict(_prebuild(config))
-            _write_json(sweep_dir / SWEEP_FILE, info)
+            write_json(sweep_dir / SWEEP_FILE, info)
         if config.tracking.enabled:
             _watch_parent(sweep_dir, config.run.heartbeat_s)
 

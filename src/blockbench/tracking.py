@@ -488,14 +488,12 @@ class Tracker:
             if not token:
                 return runs
 
-    def run_holding(self, tag: str, value: str) -> str | None:
-        """A FINISHED run of this experiment whose ``tag`` is ``value`` (e.g. one that stored these bytes), or None."""
+    def run_holding(self, tag: str, value: str, finished_only: bool = True) -> str | None:
+        """A FINISHED run (any run, with ``finished_only=False``) of this experiment whose ``tag`` is ``value``
+        (e.g. one that stored these bytes), or None."""
+        status = " and attributes.status = 'FINISHED'" if finished_only else ""
         with self.lock:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
-                max_results=1,
-            )
+            page = self.client.search_runs([self.experiment_id], f"tags.`{tag}` = '{value}'{status}", max_results=1)
         return page[0].info.run_id if page else None
 
     def keep_alive(self, run_id: str, interval_s: float) -> None:

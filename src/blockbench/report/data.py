@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from blockbench import latencies
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -389,13 +390,12 @@ def load_samples(runs: RunSet, timing: str = "per_request") -> dict[str, np.ndar
     found: dict[str, np.ndarray] = {}
     for _, row in runs.finished.iterrows():
         try:
-            table = pd.read_csv(_artifact_path(runs, row, "latencies.csv"))
+            values = latencies.read(_artifact_path(runs, row, latencies.FILE).read_text(), timing)
         except Exception as exc:  # noqa: BLE001 - a run without samples only loses its intervals
-            log.debug("no latencies.csv for %s: %s", row["run_id"], exc)
+            log.debug("no %s for %s: %s", latencies.FILE, row["run_id"], exc)
             continue
-        values = table[table["timing"] == timing].iloc[:, -1] if "timing" in table else table.iloc[:, -1]
-        if len(values):
-            found[str(row["run_id"])] = values.to_numpy(dtype=float)
+        if values.size:
+            found[str(row["run_id"])] = values
     return found
 
 

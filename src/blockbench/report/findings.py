@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +93,7 @@ def direction(ratio: float, low: float = math.nan, high: float = math.nan) -> st
 
 def directions(rows: pd.DataFrame) -> list[str]:
     """:func:`direction` of every row of a :func:`pairs` frame."""
-    return [direction(r, lo, hi) for r, lo, hi in zip(rows["ratio"], rows["low"], rows["high"], strict=True)]
+    return [direction(r, lo, hi) for r, lo, hi in _with_bounds(rows)]
 
 
 def magnitude(ratio: float, paper: float, low: float = math.nan, high: float = math.nan) -> str:
@@ -110,11 +110,6 @@ def magnitudes(rows: pd.DataFrame) -> list[str]:
     """:func:`magnitude` of every row of a :func:`pairs` frame with a ``paper_ratio`` column."""
     columns = [rows[c] for c in ("ratio", "paper_ratio", "low", "high")]
     return [magnitude(r, p, lo, hi) for r, p, lo, hi in zip(*columns, strict=True)]
-
-
-def _counts(verdicts: pd.Series, order: tuple[str, ...]) -> tuple[pd.Series, list[str]]:
-    counts = verdicts.value_counts()
-    return counts, [f"{counts[v]} {v}" for v in order if counts.get(v, 0)]
 
 
 def tally(verdicts: pd.Series, scope: str = "cells") -> str:
@@ -140,7 +135,8 @@ def tally_magnitude(verdicts: pd.Series) -> str:
     verdicts = verdicts[verdicts != NOT_TESTED]
     if verdicts.empty:
         return NOT_TESTED
-    counts, parts = _counts(verdicts, (REPRODUCED, DIRECTION_ONLY, CONTRADICTED, SAME, UNCLEAR))
+    counts = verdicts.value_counts()
+    parts = [f"{counts[v]} {v}" for v in (REPRODUCED, DIRECTION_ONLY, CONTRADICTED, SAME, UNCLEAR) if counts.get(v, 0)]
     n = len(verdicts)
     if counts.get(REPRODUCED, 0) == n:
         head = REPRODUCED
@@ -157,6 +153,16 @@ def which_faster(ratio: float, low: float, high: float, den_name: str, num_name:
     """For ``ratio = num/den``: which side is faster by the rule, in words."""
     d = direction(ratio, low, high)
     return {HOLDS: f"{den_name} faster", REVERSED: f"{num_name} faster"}.get(d, d)
+
+
+def faster_words(rows: pd.DataFrame, den_name: str, num_name: str) -> list[str]:
+    """:func:`which_faster` of every row of a :func:`pairs` frame."""
+    return [which_faster(r, lo, hi, den_name, num_name) for r, lo, hi in _with_bounds(rows)]
+
+
+def _with_bounds(rows: pd.DataFrame) -> Iterator[tuple[float, float, float]]:
+    """(ratio, low, high) of every row."""
+    return zip(rows["ratio"], rows["low"], rows["high"], strict=True)
 
 
 def count_faster(rows: pd.DataFrame, den_name: str, num_name: str) -> str:
@@ -280,15 +286,9 @@ def pretty(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         elif "ratio" in key:
             series = series.map(x)
         out[title] = series.values
-        bounds = INTERVAL_COLUMNS.get(key)
-        if bounds and bounds[0] in frame:
-            out[f"{title}: 95 % interval"] = [
-                span(lo, hi) for lo, hi in zip(frame[bounds[0]], frame[bounds[1]], strict=True)
-            ]
+        if key == "ratio" and "low" in frame:
+            out[f"{title}: 95 % interval"] = [span(lo, hi) for lo, hi in zip(frame["low"], frame["high"], strict=True)]
     return out
-
-
-INTERVAL_COLUMNS = {"ratio": ("low", "high"), "gap_ratio": ("gap_low", "gap_high")}
 
 
 def span(low: float, high: float) -> str:
@@ -464,7 +464,7 @@ def claim_fp16_widens_gaps(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
     table["verdict"] = directions(table)
     mine, ref = table[table["source"] == "ours"], table[table["source"] == "paper"]
     details = pretty(
-        sort_rows(table).rename(columns={"ratio": "ratio"}),
+        sort_rows(table),
         {
             "gap": "gap",
             "source": "source",
@@ -495,7 +495,7 @@ EXTREME_KEYS = ["norm", "act", "resolution", "precision", "label"]
 
 def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFrame:
     """Per configuration with >= 2 blocks: the fastest (slowest) block, and ``block`` against its strongest rival,
-    as ``gap_ratio`` > 1 when ``block`` wins (rival/block for fastest, block/rival for slowest), with its interval."""
+    as ``ratio`` > 1 when ``block`` wins (rival/block for fastest, block/rival for slowest), with its interval."""
     records = []
     for key, group in frame.groupby(EXTREME_KEYS):
         if group["block"].nunique() < 2:
@@ -507,7 +507,7 @@ def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFra
             "winner": winner["block"],
             "value": winner["value"],
             "n_blocks": group["block"].nunique(),
-            "gap_ratio": math.nan,
+            "ratio": math.nan,
             "boot": None,
         }
         mine = group[group["block"] == block]
@@ -515,22 +515,18 @@ def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFra
             claimed = mine.iloc[0]
             rival = ranked[ranked["block"] != block].iloc[0]
             num, den = (rival, claimed) if fastest else (claimed, rival)
-            record["gap_ratio"] = num["value"] / den["value"]
+            record["ratio"] = num["value"] / den["value"]
             record["boot"] = ratio_bootstrap(num["boot"], den["boot"])
         records.append(record)
-    columns = [*EXTREME_KEYS, "winner", "value", "n_blocks", "gap_ratio", "boot"]
-    table = pd.DataFrame(records, columns=columns)
-    table = with_interval(table).rename(columns={"low": "gap_low", "high": "gap_high"})
-    return table.drop(columns="boot")
+    columns = [*EXTREME_KEYS, "winner", "value", "n_blocks", "ratio", "boot"]
+    return with_interval(pd.DataFrame(records, columns=columns)).drop(columns="boot")
 
 
 def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: bool) -> Finding:
     mine, ref = _extreme_block(ours, block, fastest), _extreme_block(paper, block, fastest)
     # A configuration where the claimed block was not run (or failed) cannot test the claim.
     for table in (mine, ref):
-        table["verdict"] = [
-            direction(*v) for v in zip(table["gap_ratio"], table["gap_low"], table["gap_high"], strict=True)
-        ]
+        table["verdict"] = directions(table)
     word = "fastest" if fastest else "slowest"
     mine = sort_rows(mine)
     mine["winner"] = mine["winner"].map(lambda v: BLOCK_NAMES.get(v, v))
@@ -545,7 +541,7 @@ def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: 
             "n_blocks": "blocks run",
             "winner": word,
             "winner_ms": "its latency (ms)",
-            "gap_ratio": f"{BLOCK_NAMES[block]} vs its closest rival",
+            "ratio": f"{BLOCK_NAMES[block]} vs its closest rival",
             "verdict": "verdict",
         },
     )
@@ -686,9 +682,7 @@ def claim_ln_fp16_slower_at_64(ours: pd.DataFrame, paper: pd.DataFrame) -> Findi
 
 def new_ln_vs_native(ours: pd.DataFrame) -> Finding:
     rows = sort_rows(pairs(ours, "norm", "ln", "ln_native"))
-    rows["verdict"] = [
-        which_faster(*v, "ln_native", "ln") for v in zip(rows["ratio"], rows["low"], rows["high"], strict=True)
-    ]
+    rows["verdict"] = faster_words(rows, "ln_native", "ln")
     vs_bn = pairs(ours, "norm", "ln_native", "bn")
     details = pretty(
         rows,
@@ -829,10 +823,7 @@ def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
         parts.append(mine.assign(pair=f"{PRECISION_NAMES[slow]}/{PRECISION_NAMES[fast]}"))
     empty = pd.DataFrame(columns=["pair", "ratio", "low", "high"])
     rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else empty
-    rows["verdict"] = [
-        which_faster(*v, "lower precision", "higher precision")
-        for v in zip(rows["ratio"], rows["low"], rows["high"], strict=True)
-    ]
+    rows["verdict"] = faster_words(rows, "lower precision", "higher precision")
     ref_all = pairs(paper, "precision", "fp32", "fp16")
     details = pretty(
         rows,
