@@ -29,11 +29,15 @@ import torch
 from tqdm import tqdm
 
 from blockbench.backends.base import InferenceStep
+from blockbench.energy import EnergyMeter, EnergyReading
 from blockbench.errors import ConfigError
 from blockbench.hardware import MemoryProbe, gpu_state, last_level_cache_bytes
 from blockbench.metric_names import (
     COMPUTE_MEDIAN,
     D2H_MEDIAN,
+    ENERGY_MEAN_W,
+    ENERGY_PER_INFERENCE,
+    ENERGY_WINDOW_S,
     ENQUEUE_MEDIAN,
     H2D_MEDIAN,
     LATENCY_COV,
@@ -85,6 +89,8 @@ class LatencyResult:
     cache_bytes_flushed: int = 0  # size of the buffer written before each timed inference; 0 = warm caches
     enqueue_ms: np.ndarray = field(default_factory=lambda: np.empty(0))  # host time to issue each GPU request
     phase_ms: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))  # per request: h2d, compute, d2h
+    energy: EnergyReading | None = None  # the device's energy over the measurement window
+    energy_inferences: int = 0  # inferences run in that window
 
     def summary(self) -> dict[str, float]:
         stats: dict[str, float] = {"first_inference_ms": self.first_inference_ms, **self.device_state}
@@ -117,6 +123,10 @@ class LatencyResult:
                 stats[median_name.replace("_median", "_p99")] = float(np.percentile(values, 99))
         if self.cache_bytes_flushed:
             stats["cache_flush_mb"] = self.cache_bytes_flushed / 2**20
+        if self.energy is not None and self.energy_inferences:
+            stats[ENERGY_PER_INFERENCE] = 1000.0 * self.energy.joules / self.energy_inferences
+            stats[ENERGY_MEAN_W] = self.energy.watts
+            stats[ENERGY_WINDOW_S] = self.energy.seconds
         return stats
 
     def bounds(self) -> list[str]:
@@ -299,12 +309,14 @@ def measure(
     settings: BenchmarkSettings,
     probe: MemoryProbe | None = None,
     on_first: Callable[[], None] | None = None,
+    meter: EnergyMeter | None = None,
 ) -> LatencyResult:
     """Run the cold call, the warm-up and the measurement loop on ``step``.
 
     ``on_first`` runs right after the cold call (the parity check, so a wrong engine fails before minutes of
     measurement); ``probe`` is sampled after warm-up and at the end; GPU clocks are read at both ends of the
-    measurement.
+    measurement; ``meter`` reads the device's energy counter around the per-request loop (the pipelined one when
+    that is the only one).
     """
     flush = None
     if settings.cache == "flushed":
@@ -329,9 +341,17 @@ def measure(
         timer.flush = flush  # cold call and warm-up ran as they always do; only timed calls are flushed
         begin = time.monotonic()
         timer.detail = True
+        metered = meter is not None and not meter.unavailable
+        if metered:
+            meter.start()
         samples = _measure_loop(timer, settings) if settings.timing != "pipelined" else []
         timer.detail = False
+        energy = meter.stop() if metered and samples else None
+        if metered and not samples:
+            meter.start()
         pipelined = _measure_loop(timer, settings, PIPELINE_DEPTH) if settings.timing != "per_request" else []
+        if metered and not samples:
+            energy = meter.stop()
         seconds = time.monotonic() - begin
     if probe is not None:
         probe.sample()
@@ -346,6 +366,8 @@ def measure(
         cache_bytes_flushed=flush.nbytes if flush else 0,
         enqueue_ms=np.asarray(timer.enqueue_ms, dtype=np.float64),
         phase_ms=np.asarray(timer.phase_ms, dtype=np.float64).reshape(-1, 3),
+        energy=energy,
+        energy_inferences=len(samples) if samples else len(pipelined) * PIPELINE_DEPTH,
     )
     stats = result.summary()
     if samples:

@@ -100,6 +100,7 @@ class BenchmarkConfig:
     progress: bool = True
     timing: str = "per_request"  # per_request | pipelined | both (benchmark.py says what each measures)
     cache: str = "warm"  # warm | flushed: last-level cache flushed before each timed inference
+    attribution: bool = False  # a profiled pass after timing: time per block and operator class (attribution.py)
 
 
 @dataclass

@@ -45,6 +45,15 @@ def set_numeric_mode(precision: str, cpu_threads: int) -> None:
         torch.set_num_threads(cpu_threads)
 
 
+def nvml_index(device: torch.device) -> int:
+    """NVML's index of a torch CUDA device (NVML ignores CUDA_VISIBLE_DEVICES; torch's indices follow it)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible and visible.split(",")[index].strip().isdigit():
+        index = int(visible.split(",")[index])
+    return index
+
+
 def gpu_state(device: torch.device) -> dict[str, float]:
     """SM/memory clocks (MHz), temperature (C) and power (W) of a CUDA device now; empty if NVML is missing.
 
@@ -59,11 +68,7 @@ def gpu_state(device: torch.device) -> dict[str, float]:
         return {}
     try:
         pynvml.nvmlInit()
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible and visible.split(",")[index].strip().isdigit():
-            index = int(visible.split(",")[index])
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index(device))
         state = {
             "sm_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
             "mem_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)),

@@ -25,3 +25,7 @@ ENQUEUE_MEDIAN = "enqueue_ms_median"  # host time to issue one GPU inference (ea
 H2D_MEDIAN = "h2d_ms_median"  # end_to_end on a GPU: the input's host->device copy, between CUDA events
 COMPUTE_MEDIAN = "compute_ms_median"  # end_to_end on a GPU: the engine's work between the two copies
 D2H_MEDIAN = "d2h_ms_median"  # end_to_end on a GPU: the output's device->host copy
+ENERGY_PER_INFERENCE = "energy_mj_per_inference"  # the device's energy over the measurement window / inferences
+ENERGY_MEAN_W = "energy_mean_w"  # that energy over the window's length
+ENERGY_WINDOW_S = "energy_window_s"
+ATTR_COVERAGE = "attr_coverage"  # attributed time / measured latency median (attribution.py)

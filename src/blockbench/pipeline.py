@@ -26,15 +26,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import faults, latencies, preflight, record, resume, statistics
+from blockbench import attribution, faults, latencies, preflight, record, resume, statistics
 from blockbench import metric_names as names
 from blockbench.backends import Backend, InferenceStep, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
 from blockbench.cache import ContentCache, sha256_file
 from blockbench.complexity import Complexity, measure_complexity
 from blockbench.config import project_root, validate_core
+from blockbench.energy import EnergyMeter, energy_tag
 from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, package_version
-from blockbench.errors import BlockbenchError, ParityError
+from blockbench.errors import BlockbenchError, ConfigError, ParityError
 from blockbench.export import export_onnx
 from blockbench.hardware import (
     MemoryProbe,
@@ -103,6 +104,13 @@ def plan_job(cfg: DictConfig) -> JobPlan:
     if reason:
         ctx = dataclasses.replace(ctx, build_only=True)
     backend_class.check(settings, ctx)
+    if cfg.benchmark.attribution and not ctx.build_only:
+        refusal = backend_class.attribution_refusal(settings, ctx)
+        if refusal:
+            raise ConfigError(
+                f"benchmark.attribution=true cannot run for backend={cfg.backend.name} here: {refusal}; "
+                "set benchmark.attribution=false"
+            )
     return JobPlan(cfg=cfg, ctx=ctx, backend_class=backend_class, settings=settings, build_only_reason=reason)
 
 
@@ -334,12 +342,28 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
                 log.warning("parity: %s", message)
                 parity_failure.append(ParityError(message))
 
+        meter = EnergyMeter(ctx.device)
         with stages("benchmark"):
-            latency = measure(step, _benchmark_settings(cfg), probe, on_first=check_parity)
+            latency = measure(step, _benchmark_settings(cfg), probe, on_first=check_parity, meter=meter)
         after = backend.after_benchmark(step)
         build.engine_files += after.engine_files
         tags.update(after.tags)
         metrics.update(after.metrics)
+        tags["energy"] = energy_tag(meter, latency.energy, cfg.benchmark.cache)
+        if cfg.benchmark.attribution:
+            with stages("attribution"):
+                found = backend.attribute(step, attribution.ITERATIONS)
+            attribution.write(found, ctx.work_dir / attribution.FILE)
+            median = latency.summary().get(names.LATENCY_MEDIAN) or latency.summary().get(names.PIPELINED_MEDIAN, 0.0)
+            metrics.update(found.metrics(median))
+            tags["attribution"] = found.method
+            log.info(
+                "attribution: %.3f ms attributed (%.0f %% of the median latency), profiled inferences %.3f ms; %s",
+                found.total_ms,
+                100 * metrics[names.ATTR_COVERAGE],
+                found.profiled_ms,
+                ", ".join(f"{name} {ms:.3f}" for name, ms in list(found.by_class().items())[:6]),
+            )
         (ctx.work_dir / "engine_files.json").write_text(json.dumps([str(p) for p in build.engine_files]))
     finally:
         backend.close()
@@ -545,7 +569,8 @@ def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) ->
     """Log a run's files from its work folder (now, or later by :mod:`blockbench.record`); returns the bytes this
     run added to the artifact store."""
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    small = [work / name for name in ("config.yaml", "environment.json", latencies.FILE) if (work / name).exists()]
+    kept = ("config.yaml", "environment.json", latencies.FILE, attribution.FILE)
+    small = [work / name for name in kept if (work / name).exists()]
     for path in small:  # a build-only run has no latencies
         tracker.log_artifact(run_id, path)
     added = sum(path.stat().st_size for path in small)

@@ -7,11 +7,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from omegaconf import MISSING
 from torch import nn
+
+if TYPE_CHECKING:
+    from blockbench.attribution import Attribution
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -140,6 +143,17 @@ class Backend(ABC):
     @abstractmethod
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
         """An inference step for ``mode`` (``compute`` or ``end_to_end``) fed from ``host_input``."""
+
+    @classmethod
+    def attribution_refusal(cls, settings: Any, ctx: JobContext) -> str | None:
+        """Why this engine's time cannot be attributed here (``benchmark.attribution=true`` is then refused before
+        any work), or None."""
+        return f"backend={cls.name} has no profiler hook"
+
+    def attribute(self, step: InferenceStep, iterations: int) -> Attribution:
+        """Profile ``iterations`` inferences of ``step`` after the timed loop (never during it) and join each
+        kernel, node or layer to the network's modules (:mod:`blockbench.attribution`)."""
+        raise NotImplementedError(f"backend={self.name} has no profiler hook")
 
     def after_benchmark(self, step: InferenceStep) -> BuildResult:
         """Work after the timed loop that must not perturb it (e.g. a per-layer profile); extra artifacts."""

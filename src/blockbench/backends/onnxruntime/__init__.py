@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from blockbench.attribution import Attribution, NodeIndex, merge
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
 from blockbench.backends.onnxruntime.settings import GRAPH_OPTIMIZATION_LEVELS, OnnxRuntimeSettings
 from blockbench.errors import BackendUnavailableError, ConfigError
@@ -71,6 +73,8 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, settings: OnnxRuntimeSettings, ctx: JobContext) -> None:
         super().__init__(settings, ctx)
         self.session: Any = None
+        self.onnx_path: Path | None = None
+        self.host_input: torch.Tensor | None = None
 
     @classmethod
     def check(cls, settings: OnnxRuntimeSettings, ctx: JobContext) -> None:
@@ -126,6 +130,7 @@ class OnnxRuntimeBackend(Backend):
         ort = _ort()
         assert onnx_path is not None, "onnxruntime needs the ONNX export"
         providers = resolve_providers(self.settings, self.ctx)
+        self.onnx_path = onnx_path
         self.session = ort.InferenceSession(
             str(onnx_path), sess_options=self._session_options(), providers=self._provider_options(providers)
         )
@@ -139,9 +144,45 @@ class OnnxRuntimeBackend(Backend):
         )
 
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
+        self.host_input = host_input
         if mode == "compute" and self.settings.io_binding:
             return _BoundStep(self.session, host_input, self.ctx)
         return _HostStep(self.session, host_input, self.ctx)
+
+    @classmethod
+    def attribution_refusal(cls, settings: OnnxRuntimeSettings, ctx: JobContext) -> str | None:
+        if resolve_providers(settings, ctx)[0] != CPU_EP:
+            return "ONNX Runtime's CUDA provider profiles host-side kernel launches, not GPU time"
+        return None
+
+    def attribute(self, step: InferenceStep, iterations: int) -> Attribution:
+        """A second session on the same graph with ONNX Runtime's profiler on: per-node kernel times, joined to
+        the exported graph's module scopes by node (or rewritten node's output) name."""
+        ort = _ort()
+        assert self.onnx_path is not None
+        options = self._session_options()
+        options.optimized_model_filepath = ""
+        options.enable_profiling = True
+        options.profile_file_prefix = str(self.ctx.work_dir / "ort_profile")
+        session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=[CPU_EP])
+        assert self.host_input is not None
+        feed = {session.get_inputs()[0].name: self.host_input.numpy()}
+        for _ in range(iterations + 1):  # the first (cold) run is left out below
+            session.run(None, feed)
+        trace = Path(session.end_profiling())
+        events = json.loads(trace.read_text())
+        trace.unlink()
+        runs = sorted((e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"),
+                      key=lambda e: e["ts"])[1:]  # fmt: skip
+        warm_from = runs[0]["ts"] if runs else 0
+        index = NodeIndex.from_onnx(self.onnx_path)
+        rows = [
+            index.row(e["name"].removesuffix("_kernel_time"), e["dur"] / 1000.0, op=e["args"].get("op_name", ""))
+            for e in events
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= warm_from
+        ]
+        wall = sum(e["dur"] for e in runs) / 1000.0 / len(runs) if runs else float("nan")
+        return Attribution(merge(rows, iterations), "onnxruntime session profiling, joined by ONNX node names", wall)
 
     def close(self) -> None:
         self.session = None

@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
@@ -24,9 +25,10 @@ import torch
 from torch import nn
 
 from blockbench import metric_names as names
+from blockbench.attribution import Attribution, NodeIndex
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
 from blockbench.backends.tensorrt.cache import BuildTarget, SharedCacheFile
-from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, unavailable_message
+from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, layer_rows, unavailable_message
 from blockbench.backends.tensorrt.engine import prepare_engine
 from blockbench.backends.tensorrt.library import LIBRARIES, Library, load_bindings
 from blockbench.backends.tensorrt.options import check_device, onnx_dtype
@@ -94,6 +96,7 @@ class TensorRTBackend(Backend):
         self.stream: torch.cuda.Stream | None = None
         self.bindings = bindings_for(settings.library)
         self.runtime_cache: SharedCacheFile | None = None
+        self.onnx_path: Path | None = None
 
     @classmethod
     def build_only_reason(cls, settings: TensorRTSettings, ctx: JobContext) -> str | None:
@@ -144,6 +147,7 @@ class TensorRTBackend(Backend):
 
     def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
         assert onnx_path is not None, "tensorrt builds from the ONNX export"
+        self.onnx_path = onnx_path
         settings, bindings = self.settings, self.bindings
         runtime = None
         if not self.ctx.build_only:
@@ -212,6 +216,22 @@ class TensorRTBackend(Backend):
             if data:
                 self.runtime_cache.save(data, None, lambda ours, _theirs: ours)
         return result
+
+    @classmethod
+    def attribution_refusal(cls, settings: TensorRTSettings, ctx: JobContext) -> str | None:
+        return None
+
+    def attribute(self, step: InferenceStep, iterations: int) -> Attribution:
+        """TensorRT's per-layer profiler over plain enqueues, each layer joined to the ONNX nodes it runs (the
+        inspector's layer metadata at ``profiling_verbosity=detailed``, else the layer's name)."""
+        assert isinstance(step, TensorRTStep) and self.onnx_path is not None
+        begin = time.perf_counter()
+        times = self.engine.profile_layers(step.handle, iterations, step.stream.synchronize)
+        wall = (time.perf_counter() - begin) * 1000.0 / iterations  # each enqueue was synchronized
+        per_inference = {name: total / iterations for name, total in times.total_ms.items()}
+        rows = layer_rows(per_inference, self.engine.layer_information(), NodeIndex.from_onnx(self.onnx_path))
+        method = "TensorRT IProfiler per layer, joined to ONNX nodes by layer metadata or name"
+        return Attribution(rows, method, wall)
 
     def close(self) -> None:
         if self.stream is not None:

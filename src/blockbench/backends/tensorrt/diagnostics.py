@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blockbench.attribution import NodeIndex, OpTime
 from blockbench.backends.tensorrt.library import Library
 from blockbench.errors import BlockbenchError
 
@@ -111,3 +115,18 @@ class LayerTimes:
                 for name, ms in per_inference.items()
             ],
         }
+
+
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
+
+
+def layer_rows(ms_per_inference: Mapping[str, float], layer_information: str, index: NodeIndex) -> list[OpTime]:
+    """The profiler's per-layer times as attribution rows, in execution order. The engine inspector's JSON lists,
+    at detailed profiling verbosity, the ONNX nodes each layer runs (``"Metadata": "[ONNX Layer: node_Conv_3]..."``;
+    Myelin's ``__myl_*`` kernels included); at lower verbosity layers are bare names and the join reads those."""
+    listed: dict[str, list[str]] = {}
+    with suppress(ValueError, TypeError, AttributeError):
+        for layer in json.loads(layer_information).get("Layers", []):
+            if isinstance(layer, dict) and "Name" in layer:
+                listed[layer["Name"]] = _ONNX_LAYER.findall(str(layer.get("Metadata", "")))
+    return [index.row(name, ms, listed=listed.get(name, ())) for name, ms in ms_per_inference.items()]

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from blockbench.attribution import Attribution
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
+from blockbench.backends.torch.profile import compiled_rows, eager_rows
 from blockbench.backends.torch.settings import (
     COMPILE_MODES,
     SELF_GRAPHED_COMPILE_MODES,
@@ -35,6 +37,7 @@ class TorchBackend(Backend):
     def __init__(self, settings: TorchSettings, ctx: JobContext) -> None:
         super().__init__(settings, ctx)
         self.module: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.model: nn.Module | None = None  # the eager network (profiled for eager and CUDA-graph attribution)
         self.stream = torch.cuda.Stream(ctx.device) if ctx.is_cuda else None
         self.capture_failed = False
         self.cache_counts_before = _fx_graph_cache_counts()
@@ -73,6 +76,7 @@ class TorchBackend(Backend):
     def build(self, model: nn.Module, onnx_path: Path | None) -> BuildResult:
         memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
         model = model.to(device=self.ctx.device, memory_format=memory_format)
+        self.model = model
         # Off, cuDNN picks kernels by heuristic: the FP16 depthwise 7x7 at 64x64 then runs 5-7x slower than TF32.
         torch.backends.cudnn.benchmark = self.settings.cudnn_benchmark
         engine_files: list[Path] = []
@@ -101,6 +105,30 @@ class TorchBackend(Backend):
         memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
         return _TorchStep(self, host_input, mode, memory_format)
 
+    @classmethod
+    def attribution_refusal(cls, settings: TorchSettings, ctx: JobContext) -> str | None:
+        if settings.mode in ("compile", "aoti") and not ctx.is_cuda:
+            return "inductor's CPU kernels run inside one compiled call, invisible to the profiler"
+        if settings.mode == "compile" and settings.compile_mode in SELF_GRAPHED_COMPILE_MODES:
+            return f"compile_mode={settings.compile_mode} replays inductor's own CUDA graphs, opaque to the profiler"
+        return None
+
+    def attribute(self, step: InferenceStep, iterations: int) -> Attribution:
+        """Eager and CUDA graph: the eager forward's kernels (the graph replays exactly those) by module range;
+        compiled: inductor's kernels, launched un-graphed, by the operators their names list."""
+        assert isinstance(step, _TorchStep) and self.model is not None and self.module is not None
+        module, model, data = self.module, self.model, step.input
+        with step.context():
+            if self.settings.mode in ("compile", "aoti"):
+                rows, wall = compiled_rows(lambda: module(data), iterations, self.ctx.device)
+                method = "torch.profiler: inductor's kernels by the aten ops their names list (no module scopes)"
+            else:
+                rows, wall = eager_rows(model, lambda: model(data), iterations, self.ctx.device)
+                method = "torch.profiler with a range per module" + (
+                    " (the eager kernels the CUDA graph replays)" if self.graphed else ""
+                )
+        return Attribution(rows, method, wall)
+
     def after_benchmark(self, step: InferenceStep) -> BuildResult:
         tags = {"cuda_graph": "false (capture failed)"} if self.capture_failed else {}
         if self.settings.mode in ("compile", "aoti"):
@@ -127,6 +155,7 @@ class TorchBackend(Backend):
 
     def close(self) -> None:
         self.module = None
+        self.model = None
         torch.backends.cudnn.benchmark = False
         if self.ctx.is_cuda:
             torch.cuda.synchronize(self.ctx.device)
