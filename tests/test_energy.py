@@ -99,3 +99,20 @@ def test_an_unreadable_rapl_counter_says_why(tmp_path: Path) -> None:
     (tmp_path / "energy_uj").write_text("not a number")
     reason = rapl_reader(tmp_path)
     assert isinstance(reason, str) and "ValueError" in reason
+
+
+def test_the_meter_opens_and_closes_the_window_on_a_counter_step(monkeypatch) -> None:
+    """A counter that advances every 5th read: start and stop each wait for a change, so neither reading is stale."""
+    reads = {"n": 0}
+
+    def stepped() -> float:
+        reads["n"] += 1
+        return float(reads["n"] // 5)
+
+    monkeypatch.setitem(energy.STEP_WAIT_S, "stepped", 1.0)
+    meter = EnergyMeter(torch.device("cpu"), reader=stepped, source="stepped")
+    meter.start()
+    assert reads["n"] == 5  # read 1 gives 0; reads 2-4 unchanged; read 5 is the step
+    reads["n"] = 22  # the window: the counter moved on by 17 reads, to value 4 (22 // 5), not yet a step
+    reading = meter.stop()
+    assert reads["n"] == 25 and reading.joules == 5.0 - 1.0  # stop waited for the step to 5

@@ -2,9 +2,12 @@
 
 NVIDIA GPUs: NVML's total energy since the driver loaded (millijoules; ``nvmlDeviceGetTotalEnergyConsumption``,
 Volta and later). CPUs: RAPL's package counter (microjoules) under ``/sys/class/powercap``, where the kernel
-exposes it and it is readable. Both counters advance in steps (NVML's on the H200 about every 100 ms, measured
-with ``benchmarks/energy_counter.py``), so a window must be long enough for a step to be a small part of it:
-``MIN_WINDOW_S``. Energy is the whole device's, idle time within the window included: per request, the energy a
+exposes it and it is readable. Both counters advance in steps (NVML's on the H200 every 100 ms: median 99.9 ms
+between changes under load and at idle, ``benchmarks/energy_counter.py``), so a reading is up to one step old. The
+meter therefore starts on a step (it waits for the counter to change before the window opens) and ends on one (it
+waits for the next change after the window closes): the window's energy is exact, and it includes at most one step
+of the device idling after the last inference (on the H200 at most 100 ms at ~130 W against a window of
+``MIN_WINDOW_S`` or more). Energy is the whole device's, idle time within the window included: per request, the energy a
 service pays while it waits for each answer.
 """
 
@@ -20,6 +23,7 @@ import torch
 from blockbench.hardware import nvml_index
 
 MIN_WINDOW_S = 1.0
+STEP_WAIT_S = {"nvml": 0.25, "rapl": 0.01}  # longest wait for the counter's next step (then read it as it is)
 RAPL = Path("/sys/class/powercap/intel-rapl:0")
 
 
@@ -53,11 +57,22 @@ class EnergyMeter:
         self._start = 0.0
 
     def start(self) -> None:
-        self._start, self._joules = time.monotonic(), self.read()
+        self._joules = self._next_step()
+        self._start = time.monotonic()
 
     def stop(self) -> EnergyReading:
-        joules, now = self.read(), time.monotonic()
-        return EnergyReading(joules - self._joules, now - self._start, self.source)
+        joules = self._next_step()
+        return EnergyReading(joules - self._joules, time.monotonic() - self._start, self.source)
+
+    def _next_step(self) -> float:
+        """The counter's value as soon as it changes (or after STEP_WAIT_S): a reading that is not stale."""
+        first = self.read()
+        deadline = time.perf_counter() + STEP_WAIT_S.get(self.source, 0.0)
+        while time.perf_counter() < deadline:
+            value = self.read()
+            if value != first:
+                return value
+        return first
 
 
 def _none() -> float:

@@ -94,10 +94,22 @@ def eager_rows(
         module = modules.get(scope)
         op_class = _module_op_class(_aten_name(event), module, scope)
         if device.type == "cuda":
-            rows += [OpTime(kernel.name, scope, op_class, kernel.duration / 1000.0) for kernel in event.kernels]
+            rows += [
+                OpTime(kernel.name, scope, _layout_kernel(kernel.name) or op_class, kernel.duration / 1000.0)
+                for kernel in event.kernels
+            ]
         elif parent is scope_event:  # a top-level operator: its whole subtree's CPU time, once
             rows.append(OpTime(event.name, scope, op_class, event.cpu_time_total / 1000.0))
     return merge(rows, iterations), wall
+
+
+_LAYOUT_KERNELS = re.compile(r"nchwToNhwc|nhwcToNchw|Memset|Memcpy|memcpy", re.IGNORECASE)
+
+
+def _layout_kernel(kernel: str) -> str:
+    """``layout`` for the format conversions and memsets a library runs around its kernel (cuDNN converts NCHW
+    to NHWC and back around a tensor-core convolution): a cost of the memory format, not of the operator."""
+    return "layout" if _LAYOUT_KERNELS.search(kernel) else ""
 
 
 def _aten_name(event: Any) -> str:
@@ -185,6 +197,8 @@ def _compiled_class(kernel: str, launcher: Any) -> str:
     shape: depthwise, pointwise or dense), else by words in its name."""
     if kernel.startswith("triton_"):
         return inductor_kernel_class(kernel)
+    if _layout_kernel(kernel):
+        return "layout"
     event = launcher
     while event is not None:
         name = event.name.removeprefix("aten::")
