@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blockbench.report.breakdown import Breakdown, breakdown_markdown, build_breakdown
 from blockbench.report.data import RunSet, environment, load_runs
 from blockbench.report.figures import latency_figures
 from blockbench.report.findings import Finding, compute_findings, findings_markdown, write_findings
@@ -43,6 +44,7 @@ class Report:
     tables: list[Table] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     roofline: Roofline | None = None
+    breakdown: Breakdown | None = None  # where the time goes, energy
 
     @property
     def index(self) -> Path:
@@ -66,6 +68,8 @@ def build_report(
     report.files += write_tables(report.tables, out_dir, metric, compare_paper)
     figures = latency_figures(runs, out_dir, metric, compare_paper)
     report.files += figures
+    report.breakdown = build_breakdown(runs, out_dir)
+    report.files += report.breakdown.files
     report.findings = compute_findings(runs, metric)
     report.files += write_findings(report.findings, out_dir, metric)
     if roofline:
@@ -158,6 +162,8 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
     for table in report.tables:
         r = table.resolution
         lines += [f"![Latency at {r}×{r}](figures/latency_{r}.png)", ""]
+    if report.breakdown is not None:
+        lines += breakdown_markdown(report.breakdown)
     lines += ["## Findings", "", "Details per cell: [findings.md](findings.md), [findings.csv](findings.csv).", ""]
     summary = findings_markdown(report.findings, metric).split("\n## ", 1)[0]
     lines += [line for line in summary.splitlines() if not line.startswith("# ")]

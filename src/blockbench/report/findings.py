@@ -856,6 +856,8 @@ def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
 def compute_findings(runs: RunSet, metric: str = "latency_ms_median") -> list[Finding]:
     """Every claim of the paper, then the new comparisons, on the runs' FINISHED cells (with intervals where the
     metric is the median and the runs kept their samples)."""
+    from blockbench.report.breakdown import penalty_finding  # it builds on this module's Finding
+
     samples = load_samples(runs) if metric == BOOTSTRAPPED_METRIC else {}
     ours, paper = our_cells(runs, metric, samples), paper_cells()
     found = [
@@ -900,6 +902,7 @@ def compute_findings(runs: RunSet, metric: str = "latency_ms_median") -> list[Fi
         new_eager_vs_compiled(runs, metric, samples),
         new_engines(ours, runs.labels),
         new_precisions(ours, paper),
+        penalty_finding(runs),
     ]
     return found
 
