@@ -274,3 +274,22 @@ class TestTensorRTRTXRuntime:
         backend.after_benchmark(step)
         assert file.path.name == "tensorrt_rtx-1.7.1.116-nvidia-geforce-rtx-4090-sm89.cache"
         assert file.load() == RUNTIME_CACHE_MAGIC + b"kernels"
+
+
+def test_attribution_profiles_layers_and_joins_them_to_the_onnx_modules(monkeypatch, tmp_path: Path) -> None:
+    """The backend's attribution on the double: the per-layer profiler over plain enqueues (0.5 ms a layer), each
+    layer joined through its name to the tiny ConvNeXt's ONNX nodes and their module scopes."""
+    layers = ["node_Conv_111 + node_relu", "node_conv2d_1", "{ForeignNode[node_mean...node_add_1]}", "node_add_2"]
+    _, engine = engine_from_double(monkeypatch, VERSIONS[0], Script(layers=layers))
+    step = TensorRTStep(engine, torch.randn(1, 3, 64, 64), "compute", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
+    backend = TensorRTBackend(TensorRTSettings(), ctx(tmp_path))
+    backend.engine, backend.onnx_path = engine, Path(__file__).parent / "data" / "convnext_ln_gelu_tiny.onnx"
+    found = backend.attribute(step, 4)
+    assert found.method.startswith("TensorRT IProfiler")
+    assert [(r.scope, r.op_class, r.ms) for r in found.rows] == [
+        ("stem", "fused: conv+act", 0.5),
+        ("stages.0.0.dwconv", "dwconv", 0.5),
+        ("stages.0.0.norm", "norm", 0.5),
+        ("stages.0.0", "add", 0.5),
+    ]
+    assert found.total_ms == pytest.approx(2.0) and found.profiled_ms > 0
