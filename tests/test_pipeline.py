@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from blockbench.pipeline import PARITY_TOLERANCE, _parity
+from blockbench.pipeline import _parity
+from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
 from tests.conftest import TINY, run_main, store_runs
 
 pytestmark = pytest.mark.slow
@@ -188,10 +189,10 @@ def test_a_sweep_sharing_one_export_stores_it_once_unless_asked_for_all(tmp_path
 
 @pytest.mark.parametrize(("policy", "status"), [("warn", "FINISHED"), ("fail", "FAILED")])
 def test_a_parity_failure_never_loses_the_latency(compose_cfg, tmp_path: Path, monkeypatch, policy, status) -> None:
-    from blockbench import pipeline
+    from blockbench import pipeline, precisions
     from blockbench.errors import ParityError
 
-    monkeypatch.setitem(pipeline.PARITY_TOLERANCE, "fp32", 0.0)  # any rounding difference is now a failure
+    monkeypatch.setitem(precisions.TOLERANCE, "fp32", 0.0)  # any rounding difference is now a failure
     cfg = compose_cfg(*TINY, f"benchmark.parity={policy}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}")
     if policy == "fail":
         with pytest.raises(ParityError, match="latency is measured and logged anyway"):

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from blockbench import metric_names as names
 from blockbench.backends.tensorrt.library import LIBRARIES, load_bindings
 from blockbench.errors import ConfigError
-from blockbench.pipeline import PARITY_TOLERANCE, JobResult, plan_job, run_job
+from blockbench.pipeline import JobResult, plan_job, run_job
+from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
 from tests.conftest import TINY
 
 pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt]

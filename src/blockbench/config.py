@@ -18,8 +18,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from blockbench.errors import ConfigError
 from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
+from blockbench.precisions import NAMES as PRECISIONS
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 BENCHMARK_MODES = ("compute", "end_to_end")
 COMPLEXITY_COUNTERS = ("thop", "ptflops")
 TIMINGS = ("per_request", "pipelined", "both")
@@ -71,6 +71,7 @@ class ResolutionConfig:
 @dataclass
 class PrecisionConfig:
     name: str = MISSING
+    calibration_samples: int = 32  # int8: calibration inputs drawn from the seed (other precisions ignore it)
 
 
 @dataclass
@@ -228,5 +229,6 @@ def validate_core(cfg: DictConfig) -> None:
             "tracking.experiment=blockbench"
         )
     _at_least("run.prebuild_workers", cfg.run.prebuild_workers, 0)
+    _at_least("precision.calibration_samples", cfg.precision.calibration_samples, 1)
     if cfg.export.opset < 18:
         raise ConfigError(f"export.opset={cfg.export.opset!r} is not allowed; the dynamo exporter needs >= 18")

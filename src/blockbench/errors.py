@@ -25,6 +25,12 @@ class ExportError(BlockbenchError):
     stage = "export"
 
 
+class QuantizeError(BlockbenchError):
+    """Quantizing the model to INT8 failed (calibration, or a layer the quantizer or backend cannot take)."""
+
+    stage = "quantize"
+
+
 class ParityError(BlockbenchError):
     """An engine's output differs from PyTorch's beyond the precision's tolerance."""
 

@@ -11,6 +11,7 @@ import psutil
 import torch
 
 from blockbench.errors import ConfigError
+from blockbench.precisions import PRECISIONS
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -37,7 +38,7 @@ def resolve_device(name: str) -> torch.device:
 
 def set_numeric_mode(precision: str, cpu_threads: int) -> None:
     """TF32 on only for ``tf32``; strict IEEE FP32 everywhere else. Also pins torch's CPU thread count."""
-    allow_tf32 = precision == "tf32"
+    allow_tf32 = PRECISIONS[precision].tf32
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
     torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")

@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from blockbench.backends.base import DTYPES
 from blockbench.errors import ConfigError
 from blockbench.models import build_skeleton
 from blockbench.models.network import calibration_batch
+from blockbench.precisions import PRECISIONS
 
 LIVE_ACTIVATIONS = 3  # input, output and one skip tensor alive at the largest layer
 
@@ -61,7 +61,7 @@ def memory_need(cfg: DictConfig) -> MemoryNeed:
     size = int(cfg.resolution.size)
     params = sum(p.numel() for p in model.parameters())
     per_image = largest_activation(model, size)
-    run_bytes = DTYPES[str(cfg.precision.name)].itemsize
+    run_bytes = PRECISIONS[str(cfg.precision.name)].dtype.itemsize
     return MemoryNeed(
         weights=params * (4 + run_bytes),
         calibration=LIVE_ACTIVATIONS * per_image * calibration_batch(size) * 4,

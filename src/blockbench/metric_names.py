@@ -8,6 +8,7 @@ LATENCY_MEDIAN = "latency_ms_median"
 LATENCY_P99 = "latency_ms_p99"
 PARITY_MAX_ABS = "parity_max_abs_err"
 PARITY_REL_L2 = "parity_rel_l2_err"
+TOP1_AGREEMENT = "top1_agreement"  # share of AGREEMENT_INPUTS inputs whose top class matches PyTorch FP32's
 BUILD_S = "build_s"
 EXPORT_S = "export_s"
 ENGINE_SIZE_MB = "engine_size_mb"  # MiB of the serialized engine

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import attribution, faults, latencies, preflight, record, resume, statistics
+from blockbench import attribution, faults, latencies, precisions, preflight, quantize, record, resume, statistics
 from blockbench import metric_names as names
 from blockbench.backends import Backend, InferenceStep, JobContext, parse_settings
 from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
@@ -46,16 +46,16 @@ from blockbench.hardware import (
 )
 from blockbench.memory import check_memory
 from blockbench.models import build_model, build_skeleton
+from blockbench.precisions import PRECISIONS
 from blockbench.tracking import CONFIG_HASH_TAG, HEARTBEAT_TAG, STAGE_TAG, Tracker, flatten
 
 log = logging.getLogger(__name__)
 
-# Largest allowed ||engine - reference|| / ||reference|| per precision (reference: PyTorch FP32, TF32 off).
-PARITY_TOLERANCE = {"fp32": 1e-3, "tf32": 2e-2, "fp16": 5e-2, "bf16": 1e-1}
 
 # Set on an exception that ended a job: the stage it escaped from (the summary and the run's error_stage agree).
 FAILED_STAGE_ATTR = "blockbench_stage"
 ONNX_FILE = "model.onnx"
+INT8_ONNX_FILE = "model.int8.onnx"  # precision=int8: the QDQ graph the ONNX engines build from
 # Sources an exported graph depends on beyond its config: a change to them must miss the export cache.
 _EXPORT_SOURCES = ("models/*.py", "export.py")
 _COMPLEXITY_SOURCES = ("models/*.py", "complexity.py")
@@ -99,6 +99,8 @@ def plan_job(cfg: DictConfig) -> JobPlan:
         cache_dir=Path(cfg.cache_dir),
         cpu_threads=cfg.hardware.cpu_threads,
         pinned_memory=cfg.benchmark.pinned_memory and device.type == "cuda",
+        seed=int(cfg.seed),
+        calibration_samples=int(cfg.precision.calibration_samples),
     )
     reason = "run.build_only=true" if cfg.run.build_only else (backend_class.build_only_reason(settings, ctx) or "")
     if reason:
@@ -291,6 +293,7 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     tags["complexity_cache"] = "hit" if complexity_hit else "miss"
 
     host_input = _job_input(plan)
+    agreement_inputs: list[torch.Tensor] = []
     if ctx.build_only:
         log.info("build only: %s", plan.build_only_reason)
         tags["build_only"] = "true"
@@ -298,6 +301,8 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     else:
         with stages("reference"):
             reference = _reference_output(model, host_input, ctx)
+            agreement_inputs = _agreement_inputs(plan) if ctx.precision != "fp32" else []
+            agreement_classes = [_reference_output(model, x, ctx).argmax(-1) for x in agreement_inputs]
     onnx_path: Path | None = None
     if plan.backend_class.needs_onnx:
         with stages("export"):
@@ -330,7 +335,7 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
             abs_err, rel_err = _parity(step.output(), reference)
             metrics[names.PARITY_MAX_ABS] = abs_err
             metrics[names.PARITY_REL_L2] = rel_err
-            tolerance = PARITY_TOLERANCE[ctx.precision]
+            tolerance = precisions.TOLERANCE[ctx.precision]
             log.info("parity: max abs %.3g, relative L2 %.3g (tolerance %.0e)", abs_err, rel_err, tolerance)
             tags["parity"] = "pass" if rel_err <= tolerance else "fail"
             if tags["parity"] == "fail":
@@ -349,6 +354,13 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         build.engine_files += after.engine_files
         tags.update(after.tags)
         metrics.update(after.metrics)
+        if agreement_inputs:  # after timing: the step's input buffer is overwritten
+            with stages("agreement"):
+                pairs = zip(agreement_inputs, agreement_classes, strict=True)
+                agree = [(step.run_on(x).argmax(-1) == classes).float() for x, classes in pairs]
+            share = float(torch.cat(agree).mean())
+            metrics[names.TOP1_AGREEMENT] = share
+            log.info("parity: top-1 agreement with PyTorch FP32 %.3f over %d inputs", share, len(torch.cat(agree)))
         tags["energy"] = energy_tag(meter, latency.energy, cfg.benchmark.cache)
         if cfg.benchmark.attribution:
             with stages("attribution"):
@@ -515,7 +527,32 @@ def _cached_export(plan: JobPlan, model: torch.nn.Module, host_input: torch.Tens
     )
     log.info("export: cache %s (%s)", "hit" if entry.hit else "miss", entry.key[:12])
     entry.materialize(ctx.work_dir)
-    return ctx.work_dir / ONNX_FILE, entry.hit
+    if not PRECISIONS[ctx.precision].quantized:
+        return ctx.work_dir / ONNX_FILE, entry.hit
+    return _cached_quantized(plan, material, entry.hit)
+
+
+def _cached_quantized(plan: JobPlan, export_material: dict[str, Any], export_hit: bool) -> tuple[Path, bool]:
+    """The INT8 QDQ graph of the job's export (:mod:`blockbench.quantize`), from its own cache; (path, hit)."""
+    ctx = plan.ctx
+    samples = ctx.calibration_samples
+    material = {
+        "kind": "onnx-int8",
+        "export": export_material,
+        "recipe": quantize.SETTINGS,
+        "calibration_samples": samples,
+        "versions": {"onnxruntime": package_version("onnxruntime")},
+        "sources_sha256": _sources_sha256(("quantize.py",)),
+    }
+    inputs = quantize.calibration_inputs(ctx.input_shape, samples, ctx.seed)
+    entry = ContentCache(ctx.cache_dir, "onnx_int8").get_or_build(
+        material, lambda folder: quantize.quantize_onnx(ctx.work_dir / ONNX_FILE, folder / INT8_ONNX_FILE, inputs)
+    )
+    log.info(
+        "quantize: INT8 cache %s (%s), %d calibration inputs", "hit" if entry.hit else "miss", entry.key[:12], samples
+    )
+    entry.materialize(ctx.work_dir)
+    return ctx.work_dir / INT8_ONNX_FILE, export_hit and entry.hit
 
 
 def _benchmark_settings(cfg: DictConfig) -> BenchmarkSettings:
@@ -544,6 +581,16 @@ def _reference_output(model: torch.nn.Module, host_input: torch.Tensor, ctx: Job
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = allow
     return out
+
+
+AGREEMENT_INPUTS = 16  # reduced and quantized precisions: inputs whose top class is compared with PyTorch FP32's
+
+
+def _agreement_inputs(plan: JobPlan) -> list[torch.Tensor]:
+    """Inputs of the job's shape and dtype, drawn from the seed apart from the timed and calibration inputs."""
+    generator = torch.Generator().manual_seed(plan.cfg.seed + 3)
+    shape, dtype = plan.ctx.input_shape, plan.ctx.dtype
+    return [torch.randn(shape, generator=generator).to(dtype) for _ in range(AGREEMENT_INPUTS)]
 
 
 def _parity(output: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:

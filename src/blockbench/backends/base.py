@@ -13,15 +13,10 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
+from blockbench.precisions import PRECISIONS
+
 if TYPE_CHECKING:
     from blockbench.attribution import Attribution
-
-DTYPES: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "tf32": torch.float32,
-    "fp16": torch.float16,
-    "bf16": torch.bfloat16,
-}
 
 
 @dataclass
@@ -44,10 +39,12 @@ class JobContext:
     cpu_threads: int
     pinned_memory: bool = True
     build_only: bool = False  # build and log the engine, never run or time it (run.build_only, or automatic)
+    seed: int = 0  # the run's seed: quantizers draw their calibration inputs from it
+    calibration_samples: int = 32  # precision=int8: calibration inputs
 
     @property
     def dtype(self) -> torch.dtype:
-        return DTYPES[self.precision]
+        return PRECISIONS[self.precision].dtype
 
     @property
     def is_cuda(self) -> bool:
@@ -108,6 +105,11 @@ class InferenceStep(ABC):
     @abstractmethod
     def output(self) -> torch.Tensor:
         """The last call's output as a CPU float32 tensor (for parity checks)."""
+
+    def run_on(self, data: torch.Tensor) -> torch.Tensor:
+        """The engine's output for another input of the job's shape, as a CPU float32 tensor (top-1 agreement after
+        the timed loop; the step's input buffer then holds ``data``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run on another input")
 
 
 class Backend(ABC):

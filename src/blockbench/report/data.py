@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from blockbench import latencies
+from blockbench.precisions import NAMES, PRECISIONS
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,11 @@ AXES = ("block", "norm", "act", "resolution", "precision")
 BLOCK_ORDER = ("vgg", "resnet", "mobilenet", "convnext")
 NORM_ORDER = ("bn", "ln", "ln_native")
 ACT_ORDER = ("relu", "gelu")
-PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16")
+PRECISION_ORDER = NAMES
 BLOCK_NAMES = {"vgg": "VGG", "resnet": "ResNet", "mobilenet": "MobileNet", "convnext": "ConvNeXt"}
 NORM_NAMES = {"bn": "BN", "ln": "LN", "ln_native": "LN (native)"}
 ACT_NAMES = {"relu": "ReLU", "gelu": "GELU"}
-PRECISION_NAMES = {"fp32": "FP32", "tf32": "TF32", "fp16": "FP16", "bf16": "BF16"}
+PRECISION_NAMES = {p.name: p.label for p in PRECISIONS.values()}
 
 # Where each axis lives: a tag set by the pipeline, else the flattened config param.
 AXIS_SOURCES = {

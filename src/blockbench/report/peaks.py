@@ -25,10 +25,9 @@ import torch
 
 from blockbench.environment import cpu_model
 from blockbench.hardware import last_level_cache_bytes
+from blockbench.precisions import PRECISIONS
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -110,7 +109,7 @@ def _cuda_seconds(fn: Callable[[], object], device: torch.device, inner: int, re
 
 def measure_matmul(device: torch.device, precision: str) -> tuple[float, dict[str, Any]]:
     """TFLOP/s of a large square matrix product in the precision's dtype (TF32 only for ``tf32``)."""
-    dtype = DTYPES[precision]
+    dtype = PRECISIONS[precision].dtype
     if device.type == "cuda":
         n = 8192
         allow = torch.backends.cuda.matmul.allow_tf32

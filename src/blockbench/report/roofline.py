@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from blockbench.precisions import PRECISIONS
 from blockbench.report.data import (
     ACT_NAMES,
     AXES,
@@ -43,7 +44,6 @@ from blockbench.report.data import (
 )
 from blockbench.report.peaks import DevicePeaks, get_peaks
 
-BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
 TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
 
 
@@ -110,7 +110,7 @@ def blocknet_footprint(
     with torch.device("meta"):
         model = BlockNet(block, norm, act, list(channels), blocks_per_stage, num_classes)
         example = torch.empty(batch_size, 3, resolution, resolution)
-    return measure_footprint(model.eval(), example, BYTES_PER_ELEMENT[precision])
+    return measure_footprint(model.eval(), example, PRECISIONS[precision].weight_bytes)
 
 
 @dataclass(frozen=True)

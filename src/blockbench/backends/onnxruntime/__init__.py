@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,17 @@ from blockbench.attribution import Attribution, NodeIndex, merge
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
 from blockbench.backends.onnxruntime.settings import GRAPH_OPTIMIZATION_LEVELS, OnnxRuntimeSettings
 from blockbench.errors import BackendUnavailableError, ConfigError
+from blockbench.precisions import PRECISIONS
 
 log = logging.getLogger(__name__)
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 # Precisions each provider runs natively; anything else is refused before work starts.
-SUPPORTED_PRECISIONS = {CPU_EP: ("fp32",), CUDA_EP: ("fp32", "tf32", "fp16")}
+SUPPORTED_PRECISIONS = {CPU_EP: ("fp32", "int8"), CUDA_EP: ("fp32", "tf32", "fp16")}
+# Why the CPU provider refuses bf16 (the refusal names it): Conv takes bfloat16 only from opset 22, and ONNX
+# Runtime's CPU provider has no kernel for Conv(22) in bfloat16 (NOT_IMPLEMENTED at session creation).
+REFUSAL_NOTES = {(CPU_EP, "bf16"): " (its CPU provider has no bfloat16 convolution kernel)"}
 OPTIMIZED_MODEL_NAME = "model.ort.onnx"
 
 
@@ -90,8 +95,8 @@ class OnnxRuntimeBackend(Backend):
         allowed = SUPPORTED_PRECISIONS[provider]
         if ctx.precision not in allowed:
             raise ConfigError(
-                f"precision={ctx.precision} is not supported by backend=onnxruntime with {provider}; "
-                f"choose one of: {', '.join(allowed)}"
+                f"precision={ctx.precision} is not supported by backend=onnxruntime with {provider}"
+                f"{REFUSAL_NOTES.get((provider, ctx.precision), '')}; choose one of: {', '.join(allowed)}"
             )
 
     def _session_options(self) -> Any:
@@ -158,16 +163,36 @@ class OnnxRuntimeBackend(Backend):
     def attribute(self, step: InferenceStep, iterations: int) -> Attribution:
         """A second session on the same graph with ONNX Runtime's profiler on: per-node kernel times, joined to
         the exported graph's module scopes by node (or rewritten node's output) name."""
-        ort = _ort()
         assert self.onnx_path is not None
+        nodes, runs = self._profile(iterations)
+        index = NodeIndex.from_onnx(self.onnx_path)
+        rows = [
+            index.row(e["name"].removesuffix("_kernel_time"), e["dur"] / 1000.0, op=e["args"]["op_name"]) for e in nodes
+        ]
+        wall = sum(e["dur"] for e in runs) / 1000.0 / len(runs) if runs else float("nan")
+        return Attribution(merge(rows, iterations), "onnxruntime session profiling, joined by ONNX node names", wall)
+
+    def after_benchmark(self, step: InferenceStep) -> BuildResult:
+        """INT8: which kernels ONNX Runtime ran (QLinearConv where it fused a Q/DQ pair around a Conv, Conv where it
+        runs the dequantized FP32 convolution), from one profiled inference."""
+        if not PRECISIONS[self.ctx.precision].quantized:
+            return BuildResult()
+        nodes, _ = self._profile(1)
+        counts = Counter(e["args"]["op_name"] for e in nodes)
+        return BuildResult(tags={"ort_kernels": ", ".join(f"{op} {n}" for op, n in counts.most_common())})
+
+    def _profile(self, iterations: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(node kernel events, model_run events) of ``iterations`` warm runs of a profiling session on the same
+        graph and options; the first (cold) run is left out."""
+        ort = _ort()
+        assert self.onnx_path is not None and self.host_input is not None
         options = self._session_options()
         options.optimized_model_filepath = ""
         options.enable_profiling = True
         options.profile_file_prefix = str(self.ctx.work_dir / "ort_profile")
         session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=[CPU_EP])
-        assert self.host_input is not None
         feed = {session.get_inputs()[0].name: self.host_input.numpy()}
-        for _ in range(iterations + 1):  # the first (cold) run is left out below
+        for _ in range(iterations + 1):
             session.run(None, feed)
         trace = Path(session.end_profiling())
         events = json.loads(trace.read_text())
@@ -175,14 +200,10 @@ class OnnxRuntimeBackend(Backend):
         runs = sorted((e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"),
                       key=lambda e: e["ts"])[1:]  # fmt: skip
         warm_from = runs[0]["ts"] if runs else 0
-        index = NodeIndex.from_onnx(self.onnx_path)
-        rows = [
-            index.row(e["name"].removesuffix("_kernel_time"), e["dur"] / 1000.0, op=e["args"].get("op_name", ""))
-            for e in events
-            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= warm_from
+        nodes = [
+            e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= warm_from
         ]
-        wall = sum(e["dur"] for e in runs) / 1000.0 / len(runs) if runs else float("nan")
-        return Attribution(merge(rows, iterations), "onnxruntime session profiling, joined by ONNX node names", wall)
+        return nodes, runs
 
     def close(self) -> None:
         self.session = None
@@ -202,6 +223,10 @@ class _HostStep(InferenceStep):
     def output(self) -> torch.Tensor:
         assert self.result is not None
         return torch.from_numpy(self.result).float()
+
+    def run_on(self, data: torch.Tensor) -> torch.Tensor:
+        name = next(iter(self.feed))
+        return torch.from_numpy(self.session.run(None, {name: data.numpy()})[0]).float()
 
 
 class _BoundStep(InferenceStep):
@@ -237,6 +262,11 @@ class _BoundStep(InferenceStep):
 
     def output(self) -> torch.Tensor:
         return self.output_buffer.float().cpu()
+
+    def run_on(self, data: torch.Tensor) -> torch.Tensor:
+        self.input.copy_(data)
+        self()
+        return self.output()
 
 
 def _numpy_type(dtype: torch.dtype) -> type:

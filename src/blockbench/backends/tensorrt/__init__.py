@@ -35,7 +35,8 @@ from blockbench.backends.tensorrt.options import check_device, onnx_dtype
 from blockbench.backends.tensorrt.settings import TensorRTSettings, validate_settings
 from blockbench.backends.tensorrt.tensors import allocate, plan_input, plan_outputs
 from blockbench.backends.tensorrt.versions import check_release, check_settings
-from blockbench.errors import BackendUnavailableError
+from blockbench.errors import BackendUnavailableError, ConfigError
+from blockbench.precisions import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,11 @@ class TensorRTBackend(Backend):
     @classmethod
     def check(cls, settings: TensorRTSettings, ctx: JobContext) -> None:
         validate_settings(settings)
+        if PRECISIONS[ctx.precision].quantized and settings.typing != "strong":
+            raise ConfigError(
+                f"precision={ctx.precision} with backend.typing={settings.typing}: an explicitly quantized network "
+                "takes its precision from the graph's QuantizeLinear/DequantizeLinear pairs; use backend.typing=strong"
+            )
         lib = LIBRARIES[settings.library]
         if not ctx.is_cuda and not lib.builds_without_gpu:
             problem = f"it needs a CUDA device and this job has hardware.device={ctx.device}"
@@ -357,3 +363,10 @@ class TensorRTStep(InferenceStep):
         self.stream.synchronize()
         first = self.host_outputs[0] if self.host_outputs else self.outputs[0]
         return first.float().cpu()
+
+    def run_on(self, data: torch.Tensor) -> torch.Tensor:
+        with self.context():
+            self.input.copy_(data)
+            self._compute()
+        self.stream.synchronize()
+        return self.outputs[0].float().cpu()

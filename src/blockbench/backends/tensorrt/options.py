@@ -37,7 +37,7 @@ class BuildOptions:
         return cls(
             strongly_typed=not weak,
             weak_precision=precision if weak and precision in REDUCED_PRECISIONS else None,
-            tf32=precision != "fp32",
+            tf32=precision not in ("fp32", "int8"),  # int8: what stays in FP32 between Q/DQ pairs stays strict
             workspace_bytes=None if settings.workspace_gb is None else int(settings.workspace_gb * 2**30),
             optimization_level=settings.builder_optimization_level,
             avg_timing_iterations=settings.avg_timing_iterations,

@@ -14,6 +14,7 @@ from torch import nn
 from blockbench.attribution import Attribution
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
 from blockbench.backends.torch.profile import compiled_rows, eager_rows
+from blockbench.backends.torch.quantize import fp32_modules, quantize_pt2e
 from blockbench.backends.torch.settings import (
     COMPILE_MODES,
     SELF_GRAPHED_COMPILE_MODES,
@@ -21,10 +22,12 @@ from blockbench.backends.torch.settings import (
     TorchSettings,
 )
 from blockbench.errors import ConfigError
+from blockbench.precisions import PRECISIONS
+from blockbench.quantize import calibration_inputs
 
 log = logging.getLogger(__name__)
 
-CPU_PRECISIONS = ("fp32", "bf16", "fp16")
+CPU_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 GRAPH_WARMUP_ITERS = 3
 INDUCTOR_CACHE = "inductor"  # inside the project cache dir
 
@@ -38,6 +41,7 @@ class TorchBackend(Backend):
         super().__init__(settings, ctx)
         self.module: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.model: nn.Module | None = None  # the eager network (profiled for eager and CUDA-graph attribution)
+        self.frozen_before: bool | None = None  # inductor's global freezing before an int8 build set it
         self.stream = torch.cuda.Stream(ctx.device) if ctx.is_cuda else None
         self.capture_failed = False
         self.cache_counts_before = _fx_graph_cache_counts()
@@ -53,6 +57,16 @@ class TorchBackend(Backend):
             )
         if settings.mode == "cuda_graph" and not ctx.is_cuda:
             raise ConfigError("backend.mode=cuda_graph needs a CUDA device (hardware.device=cuda); this job is on cpu")
+        if PRECISIONS[ctx.precision].quantized and ctx.is_cuda:
+            raise ConfigError(
+                f"precision={ctx.precision} with backend=torch runs on CPUs only: inductor lowers PT2E int8 to oneDNN "
+                "CPU kernels and has no int8 convolution path on CUDA; on a GPU use backend=tensorrt"
+            )
+        if PRECISIONS[ctx.precision].quantized and settings.mode != "compile":
+            raise ConfigError(
+                f"precision={ctx.precision} with backend=torch needs backend.mode=compile (PT2E int8 lowered by "
+                f"inductor); backend.mode={settings.mode} would run the quantized graph as FP32 reference operators"
+            )
         if not ctx.is_cuda and ctx.precision not in CPU_PRECISIONS:
             raise ConfigError(
                 f"precision={ctx.precision} needs a CUDA device with backend=torch; on cpu choose one of: "
@@ -85,11 +99,20 @@ class TorchBackend(Backend):
             # not defaulted: inductor writes its default (/tmp) into the variable the first time anything in the
             # process asks for it (meta-device ops do), and prebuild workers and timed jobs must share one place.
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.ctx.cache_dir / INDUCTOR_CACHE)
+        tags: dict[str, str] = {}
         if self.settings.mode == "compile":
-            log.info("build: torch.compile(mode=%s, freezing=%s)", self.settings.compile_mode, self.settings.freezing)
+            freezing = self.settings.freezing
+            if PRECISIONS[self.ctx.precision].quantized:
+                tags["int8_fp32_modules"] = ",".join(fp32_modules(model))
+                model = self._quantized(model, memory_format)
+                # Freezing folds the quantize/dequantize pairs into int8 kernels. It must be inductor's global
+                # setting here (the options= form leaves oneDNN's weight prepacking to tracing, which fails);
+                # close() restores it for the next job.
+                self.frozen_before = torch._inductor.config.freezing
+                torch._inductor.config.freezing = freezing = True
+            log.info("build: torch.compile(mode=%s, freezing=%s)", self.settings.compile_mode, freezing)
             # A mode is a preset of inductor options; spelled out so freezing can join it (mode= and options= exclude).
-            settings = self.settings
-            options = torch._inductor.list_mode_options(settings.compile_mode) | {"freezing": settings.freezing}
+            options = torch._inductor.list_mode_options(self.settings.compile_mode) | {"freezing": freezing}
             self.module = torch.compile(model, options=options, fullgraph=True)
         elif self.settings.mode == "aoti":
             package = self.ctx.work_dir / "model.pt2"
@@ -97,8 +120,16 @@ class TorchBackend(Backend):
             engine_files.append(package)
         else:
             self.module = model
-        tags = {"torch_mode": self.settings.mode, "cuda_graph": str(self.graphed).lower()}
+        tags |= {"torch_mode": self.settings.mode, "cuda_graph": str(self.graphed).lower()}
         return BuildResult(engine_files=engine_files, tags=tags)
+
+    def _quantized(self, model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+        """PT2E INT8 of ``model``, calibrated on inputs drawn from the run's seed (:mod:`.quantize`)."""
+        ctx = self.ctx
+        example = torch.randn(ctx.input_shape).contiguous(memory_format=memory_format)
+        inputs = [torch.from_numpy(x) for x in calibration_inputs(ctx.input_shape, ctx.calibration_samples, ctx.seed)]
+        log.info("build: PT2E INT8 quantization, %d calibration inputs", len(inputs))
+        return quantize_pt2e(model, example, inputs)
 
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
         assert self.module is not None, "build() first"
@@ -156,6 +187,9 @@ class TorchBackend(Backend):
     def close(self) -> None:
         self.module = None
         self.model = None
+        if self.frozen_before is not None:
+            torch._inductor.config.freezing = self.frozen_before
+            self.frozen_before = None
         torch.backends.cudnn.benchmark = False
         if self.ctx.is_cuda:
             torch.cuda.synchronize(self.ctx.device)
@@ -269,3 +303,9 @@ class _TorchStep(InferenceStep):
         if self.stream is not None:
             self.stream.synchronize()
         return self.result.float().cpu()
+
+    def run_on(self, data: torch.Tensor) -> torch.Tensor:
+        with self.context():
+            self.input.copy_(data)
+            self._compute()
+        return self.output()
