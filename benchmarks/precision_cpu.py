@@ -2,9 +2,9 @@
 
 Runs the real pipeline (``blockbench.pipeline.run_job``, tracking off, ``benchmark=sweep``) for each configuration
 and precision each engine has a real path for -- ONNX Runtime: FP32 and INT8 (its CPU provider has no BF16
-convolution, so BF16 is refused); torch.compile: FP32, BF16 and INT8 (PT2E) -- and prints a Markdown table: the
-median latency with its 95 % interval, the speed-up over FP32 with a 95 % bootstrap interval from the kept samples,
-the parity error against PyTorch FP32 and the top-1 agreement of the 10-class head. ``--csv`` writes every metric.
+convolution, so BF16 is refused); torch.compile with freezing: FP32, BF16 and INT8 (PT2E) -- and prints a Markdown
+table: the median latency with its 95 % interval, the speed-up over FP32 with a 95 % bootstrap interval from the kept
+samples, the parity error against PyTorch FP32 and the top-1 agreement of the 10-class head; ``--csv``: every metric.
 
     python benchmarks/precision_cpu.py --csv docs/cpu/precision_cpu.csv
 """
@@ -29,7 +29,9 @@ BLOCKS = ("vgg", "resnet", "mobilenet", "convnext")
 NORMS = ("bn", "ln")
 ENGINES = {
     "onnxruntime": (["backend=onnxruntime"], ("fp32", "int8")),
-    "torch compile": (["backend=torch", "backend.mode=compile"], ("fp32", "bf16", "int8")),
+    # freezing for every precision: INT8 always freezes (it folds the quantize/dequantize pairs), and FP32/BF16
+    # without it keep unpacked weights, which would credit INT8 with what freezing does
+    "torch compile": (["backend=torch", "backend.mode=compile", "backend.freezing=true"], ("fp32", "bf16", "int8")),
 }
 
 

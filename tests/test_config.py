@@ -19,7 +19,7 @@ GROUPS = {
     "norm": ["bn", "ln", "ln_native"],
     "act": ["relu", "gelu"],
     "resolution": ["64", "256", "1024"],
-    "precision": ["fp32", "tf32", "fp16", "bf16"],
+    "precision": ["fp32", "tf32", "fp16", "bf16", "int8"],
     "backend": ["onnxruntime", "torch", "tensorrt", "tensorrt_rtx"],
 }
 CONF = Path(__file__).resolve().parents[1] / "conf"

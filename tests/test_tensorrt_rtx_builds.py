@@ -149,3 +149,21 @@ def test_a_planted_unknown_operator_is_one_parser_error_and_a_failed_run(tmp_pat
     assert PLANTED_OP in run["tags"]["error"]
     assert not engine_artifacts(tmp_path, run["run_id"])
     assert not list((tmp_path / "cache" / "tensorrt" / "engines").glob("*.engine"))
+
+
+def test_an_int8_paper_network_builds_as_an_explicitly_quantized_engine(tmp_path: Path) -> None:
+    """ConvNeXt-LN-GELU at paper width, INT8: the QDQ graph (LN's chain and GELU left in FP32 between Q/DQ pairs)
+    builds in TensorRT-RTX with no precision flag; the engine is smaller than the FP16 one (8-bit weights)."""
+    proc = main_py(tmp_path, *RTX, "block=convnext", "norm=ln", "act=gelu", "precision=int8")
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        (run,) = children(tmp_path)
+        assert_built_not_timed(run, tmp_path)
+        mib = run["metrics"][names.ENGINE_SIZE_MB]
+        assert 83.7 < mib < 130  # 83.7 M parameters at one byte each, plus the FP32 layers' weights
+        onnx_files = {p.name for p in tmp_path.glob(f"mlartifacts/*/{run['run_id']}/artifacts/onnx/*")}
+        assert "model.int8.onnx" in onnx_files or "model.int8.onnx.ref.json" in onnx_files
+        ENGINES_BUILT.append(f"convnext-ln-gelu-64-int8 paper width: {mib:.1f} MiB (QDQ, explicitly quantized)")
+    finally:
+        shutil.rmtree(tmp_path / "mlartifacts", ignore_errors=True)
+        shutil.rmtree(tmp_path / "cache", ignore_errors=True)

@@ -623,8 +623,8 @@ def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) ->
     added = sum(path.stat().st_size for path in small)
     if (work / ".hydra").is_dir():
         tracker.log_artifact(run_id, work / ".hydra", ".hydra")
-    if cfg.tracking.log_onnx and (work / "model.onnx").exists():
-        for path in sorted(work.glob("model.onnx*")):
+    if cfg.tracking.log_onnx:
+        for path in _onnx_files(work):
             added += _log_model_file(tracker, run_id, path, "onnx", cfg.tracking)
     if cfg.tracking.log_engine:
         for name in json.loads((work / "engine_files.json").read_text()):
@@ -635,6 +635,11 @@ def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) ->
                 tracker.log_artifact(run_id, path, "engine")
                 added += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return added
+
+
+def _onnx_files(work: Path) -> list[Path]:
+    """The exported graph and, for int8, its quantized form, with any external-data side files."""
+    return sorted(path for name in (ONNX_FILE, INT8_ONNX_FILE) for path in work.glob(f"{name}*"))
 
 
 CONTENT_TAG = "content_sha256"
@@ -680,5 +685,5 @@ def _drop_logged_files(plan: JobPlan) -> None:
             if path.is_relative_to(work):
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     if cfg.tracking.log_onnx:
-        for path in work.glob("model.onnx*"):
+        for path in _onnx_files(work):
             path.unlink(missing_ok=True)

@@ -809,9 +809,22 @@ def new_engines(ours: pd.DataFrame, labels: list[str]) -> Finding:
     )
 
 
+# (slower, faster) pairs the precision finding compares, where both were run on the same engine and configuration.
+PRECISION_PAIRS = (
+    ("fp32", "tf32"),
+    ("fp32", "fp16"),
+    ("tf32", "fp16"),
+    ("fp32", "bf16"),
+    ("tf32", "bf16"),
+    ("fp32", "int8"),
+    ("fp16", "int8"),
+    ("bf16", "int8"),
+)
+
+
 def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
     parts = []
-    for slow, fast in (("fp32", "tf32"), ("fp32", "fp16"), ("tf32", "fp16"), ("fp32", "bf16"), ("tf32", "bf16")):
+    for slow, fast in PRECISION_PAIRS:
         mine = pairs(ours, "precision", slow, fast)
         if mine.empty:
             continue
@@ -840,7 +853,8 @@ def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
     return Finding(
         "precisions",
         "What lower precision buys",
-        "new: speed-up of TF32, FP16 and BF16 over strict FP32, per configuration",
+        "new: speed-up of TF32, FP16, BF16 and INT8 over strict FP32 (and of INT8 over FP16 and BF16), per "
+        "configuration and engine, with intervals",
         f"paper FP32/FP16 {spread(ref_all['ratio'])}",
         "; ".join(f"{p}: {spread(rows[rows['pair'] == p]['ratio'])}" for p in rows["pair"].unique())
         or "only one precision in these runs",
