@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NORMS = ("bn", "ln", "ln_native")
-ACTIVATIONS = ("relu", "gelu")
-BLOCKS = ("vgg", "resnet", "mobilenet", "convnext")
+# The experiment axes this module implements, in the paper's order, with the labels tables and figures print.
+BLOCK_LABELS = {"vgg": "VGG", "resnet": "ResNet", "mobilenet": "MobileNet", "convnext": "ConvNeXt"}
+NORM_LABELS = {"bn": "BN", "ln": "LN", "ln_native": "LN (native)"}
+ACT_LABELS = {"relu": "ReLU", "gelu": "GELU"}
+BLOCKS, NORMS, ACTIVATIONS = tuple(BLOCK_LABELS), tuple(NORM_LABELS), tuple(ACT_LABELS)
 
 
 class ChannelsFirstLayerNorm(nn.Module):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from blockbench import latencies
+from blockbench.models.blocks import ACT_LABELS, ACTIVATIONS, BLOCK_LABELS, BLOCKS, NORM_LABELS, NORMS
 from blockbench.precisions import NAMES, PRECISIONS
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG
 
@@ -28,13 +29,8 @@ log = logging.getLogger(__name__)
 
 # The paper's table axes, in the paper's order; values not listed (a future block or norm) sort after these.
 AXES = ("block", "norm", "act", "resolution", "precision")
-BLOCK_ORDER = ("vgg", "resnet", "mobilenet", "convnext")
-NORM_ORDER = ("bn", "ln", "ln_native")
-ACT_ORDER = ("relu", "gelu")
-PRECISION_ORDER = NAMES
-BLOCK_NAMES = {"vgg": "VGG", "resnet": "ResNet", "mobilenet": "MobileNet", "convnext": "ConvNeXt"}
-NORM_NAMES = {"bn": "BN", "ln": "LN", "ln_native": "LN (native)"}
-ACT_NAMES = {"relu": "ReLU", "gelu": "GELU"}
+BLOCK_ORDER, NORM_ORDER, ACT_ORDER, PRECISION_ORDER = BLOCKS, NORMS, ACTIVATIONS, NAMES
+BLOCK_NAMES, NORM_NAMES, ACT_NAMES = BLOCK_LABELS, NORM_LABELS, ACT_LABELS
 PRECISION_NAMES = {p.name: p.label for p in PRECISIONS.values()}
 
 # Where each axis lives: a tag set by the pipeline, else the flattened config param.
