@@ -19,13 +19,13 @@ from blockbench.backends.tensorrt.cache import (
     BuildTarget,
     EngineCache,
     SharedCacheFile,
-    atomic_write,
     engine_key,
     onnx_digest,
 )
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
 from blockbench.backends.tensorrt.engine import UNCACHED_PLAN_NAME, PreparedEngine, prepare_engine
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings
+from blockbench.cache import atomic_write
 from tests.tensorrt_gpu_double import CACHE_MAGIC, VERSIONS, Script, install
 
 GPU = BuildTarget("NVIDIA H100 80GB HBM3", "9.0")

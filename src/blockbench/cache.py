@@ -65,6 +65,27 @@ def _canonical(material: Mapping[str, Any]) -> bytes:
     return json.dumps(material, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+def digest(material: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``material`` (sorted keys, no spaces): the one content hash every cache key
+    and config hash uses."""
+    return hashlib.sha256(_canonical(material)).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Readers (and a kill mid-write) see the old file or the new one, never a partial write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """A verified entry: its folder, the files its manifest lists (name -> SHA-256) and whether it was a hit."""
@@ -115,8 +136,8 @@ class ContentCache:
 
     @staticmethod
     def key_for(material: Mapping[str, Any]) -> str:
-        """SHA-256 of the canonical JSON of ``material`` (sorted keys; values must be JSON-serialisable)."""
-        return hashlib.sha256(_canonical(material)).hexdigest()
+        """SHA-256 of the canonical JSON of ``material`` (:func:`digest`)."""
+        return digest(material)
 
     def lookup(self, key: str) -> CacheEntry | None:
         """The verified entry for ``key``, or None when it is missing or bad (a bad entry is logged, not used)."""

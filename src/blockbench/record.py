@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 import uuid
@@ -24,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from blockbench.cache import atomic_write
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
 from blockbench.tracking import SWEEP_TAG, Tracker
 
@@ -66,9 +66,7 @@ def write_run_file(
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON into a job or sweep folder via a temporary file and a rename, so a reader (or a kill) never
     sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=2).encode())
 
 
 def find_run_files(paths: Sequence[Path]) -> list[Path]:

@@ -18,14 +18,13 @@ measure the same thing) and MLflow/Hydra versions (they record, they do not meas
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from blockbench.cache import digest
 from blockbench.environment import RESULT_PACKAGES, device_name, gpu_facts, package_version
 
 FINGERPRINT_VERSION = 1
@@ -77,4 +76,4 @@ def fingerprint(cfg: DictConfig, device: torch.device, build_only: bool = False)
 
 def config_hash(fp: dict[str, Any]) -> str:
     """SHA-256 of the fingerprint's canonical JSON."""
-    return hashlib.sha256(json.dumps(fp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return digest(fp)

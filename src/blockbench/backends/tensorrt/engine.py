@@ -13,13 +13,13 @@ from blockbench.backends.tensorrt.cache import (
     BuildTarget,
     EngineCache,
     SharedCacheFile,
-    atomic_write,
     engine_key,
     onnx_digest,
 )
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
 from blockbench.backends.tensorrt.options import BuildOptions
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, TensorRTSettings
+from blockbench.cache import atomic_write
 
 log = logging.getLogger(__name__)
 
