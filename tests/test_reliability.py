@@ -332,6 +332,7 @@ BAD_INPUTS = [
     (["hardware.device=tpu"], "hardware.device='tpu' is not allowed; choose one of: cpu, cuda, cuda:N"),
     (["model.channels=[64,128,256,512,1024]", "resolution.size=16384"], "needs at least"),
     (["resolution.size=1048576"], "Lower resolution.size or benchmark.batch_size"),
+    (["resolution.size=1073741824"], "one input image alone needs"),  # shape arithmetic would overflow
     (["model.channels=[64,128,256,512,1024]", "benchmark.batch_size=1000000"], "activations at batch 1000000"),
     # places: checked by writing, so permission bits and virtual file systems cannot fool the check
     (["hydra.run.dir={tmp}/a-file/out"], "hydra.run.dir='{tmp}/a-file/out' cannot be created: {tmp}/a-file is a file"),

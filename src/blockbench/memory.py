@@ -77,10 +77,20 @@ def available_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
+SHAPE_LIMIT_BYTES = 2**60  # torch's storage-size arithmetic overflows int64 a little above this
+
+
 def check_memory(cfg: DictConfig, device: torch.device) -> None:
     """Refuse a job whose lower-bound memory need exceeds what its device has free, naming both and the knobs."""
-    need = memory_need(cfg)
     have = available_bytes(device)
+    size = int(cfg.resolution.size)
+    image = 3 * size * size * 4  # one FP32 input image
+    if image > SHAPE_LIMIT_BYTES:  # beyond any device, and beyond what the shape arithmetic below can represent
+        raise ConfigError(
+            f"resolution.size={size}: one input image alone needs {image / 1e9:.3g} GB; {device} has "
+            f"{have / 1e9:.1f} GB free. Lower resolution.size"
+        )
+    need = memory_need(cfg)
     if need.total <= have:
         return
     gb = 1e9
