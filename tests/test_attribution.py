@@ -17,7 +17,7 @@ from blockbench.errors import ConfigError
 from blockbench.export import export_onnx
 from blockbench.models import build_model
 from blockbench.pipeline import plan_job
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 DATA = Path(__file__).parent / "data"
 PLAIN = [c for c in OP_CLASSES if c != "other"]

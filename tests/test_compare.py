@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from blockbench.compare import compare_samples, main
-from tests.conftest import ROOT, TINY, run_main, store_runs
+from tests.helpers import ROOT, TINY, run_main, store_runs
 
 
 def noisy(median: float, n: int, seed: int, spread: float = 0.005) -> np.ndarray:

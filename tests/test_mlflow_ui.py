@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from blockbench.tracking import ui_hint
-from tests.conftest import mlflow_server
+from tests.helpers import mlflow_server
 from tests.test_report import tiny_sweep_store
 
 pytestmark = pytest.mark.slow

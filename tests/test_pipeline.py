@@ -12,7 +12,7 @@ import torch
 
 from blockbench.pipeline import _parity
 from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
-from tests.conftest import TINY, run_main, store_runs
+from tests.helpers import TINY, run_main, store_runs
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from blockbench.prebuild import sweep_jobs
-from tests.conftest import TINY, run_main, store_runs
+from tests.helpers import TINY, run_main, store_runs
 
 
 def _job_runs(db: Path) -> list[dict[str, object]]:

@@ -14,7 +14,7 @@ from blockbench.errors import ConfigError
 from blockbench.pipeline import INT8_ONNX_FILE, plan_job, run_job
 from blockbench.precisions import PRECISIONS, TOLERANCE
 from blockbench.report.data import PRECISION_NAMES, PRECISION_ORDER
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 OFF = ("tracking.enabled=false", "benchmark=sweep", "benchmark.min_iters=5", "benchmark.min_s=0",
        "benchmark.warmup_s=0")  # fmt: skip

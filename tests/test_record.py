@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, TINY, run_main, store_runs
+from tests.helpers import ROOT, TINY, run_main, store_runs
 from tests.test_pipeline import artifact_files
 
 

@@ -45,7 +45,7 @@ from blockbench.tracking import (
     redact,
     redact_params,
 )
-from tests.conftest import ROOT, TINY, store_runs
+from tests.helpers import ROOT, TINY, store_runs
 
 SECRET_ENV = {
     "MLFLOW_TRACKING_PASSWORD": "hunter2-tracking-password",

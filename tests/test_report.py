@@ -36,7 +36,7 @@ from blockbench.report.roofline import (
     roofline_floor,
 )
 from blockbench.report.tables import ID_COLUMNS, PAPER_COLUMNS, build_tables
-from tests.conftest import ROOT, TINY, run_main, store_runs
+from tests.helpers import ROOT, TINY, run_main, store_runs
 
 SWEEP_ARGS = ("block=vgg,mobilenet", "norm=bn,ln", "precision=fp32,bf16", "backend=torch")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -35,8 +35,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import blockbench.config  # noqa: F401 - registers the config schemas that composing needs
-from tests.conftest import CONF, ROOT, TINY, stop_session, store_runs
-from tests.conftest import mlflow_server as start_mlflow_server
+from tests.helpers import CONF, ROOT, TINY, stop_session, store_runs
+from tests.helpers import mlflow_server as start_mlflow_server
 
 pytestmark = [
     pytest.mark.scaleout,

@@ -22,7 +22,7 @@ from blockbench.backends.tensorrt.library import LIBRARIES, load_bindings
 from blockbench.errors import ConfigError
 from blockbench.pipeline import JobResult, plan_job, run_job
 from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt]
 

@@ -18,8 +18,7 @@ import pytest
 
 from blockbench import metric_names as names
 from blockbench.faults import PLANTED_NODE, PLANTED_OP
-from tests.conftest import ROOT, TINY, store_runs
-from tests.helpers import ENGINES_BUILT
+from tests.helpers import ENGINES_BUILT, ROOT, TINY, store_runs
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is installed by the test extras: pip install -e .[test]")
 pytestmark = pytest.mark.slow
