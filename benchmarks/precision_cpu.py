@@ -12,12 +12,12 @@ samples, the parity error against PyTorch FP32 and the top-1 agreement of the 10
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
+from rows_csv import write_rows
 
 from blockbench import latencies, statistics
 from blockbench import metric_names as names
@@ -98,12 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         rows.append({"block": block, "norm": norm, "engine": engine, "precision": precision, **m})
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        columns = sorted({key for row in rows for key in row}, key=lambda k: (k not in ("block", "norm"), k))
-        with args.csv.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.csv, rows, ("block", "norm"))
     return 0
 
 

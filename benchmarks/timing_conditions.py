@@ -11,11 +11,11 @@ writes every metric of every job. Which configurations and engine: ``--configs``
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from rows_csv import write_rows
 
 from blockbench import metric_names as names
 from blockbench.config import project_root
@@ -64,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        columns = sorted({key for row in rows for key in row}, key=lambda k: (k not in ("config", "cache"), k))
-        with args.csv.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.csv, rows, ("config", "cache"))
     return 0
 
 

@@ -346,9 +346,7 @@ def measure(
             meter.start()
         samples = _measure_loop(timer, settings) if settings.timing != "pipelined" else []
         timer.detail = False
-        energy = meter.stop() if metered and samples else None
-        if metered and not samples:
-            meter.start()
+        energy = meter.stop() if metered and samples else None  # else the window runs on over the pipelined loop
         pipelined = _measure_loop(timer, settings, PIPELINE_DEPTH) if settings.timing != "per_request" else []
         if metered and not samples:
             energy = meter.stop()

@@ -366,8 +366,8 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
             with stages("attribution"):
                 found = backend.attribute(step, attribution.ITERATIONS)
             attribution.write(found, ctx.work_dir / attribution.FILE)
-            median = latency.summary().get(names.LATENCY_MEDIAN) or latency.summary().get(names.PIPELINED_MEDIAN, 0.0)
-            metrics.update(found.metrics(median))
+            summary = latency.summary()
+            metrics.update(found.metrics(summary.get(names.LATENCY_MEDIAN) or summary.get(names.PIPELINED_MEDIAN, 0.0)))
             tags["attribution"] = found.method
             log.info(
                 "attribution: %.3f ms attributed (%.0f %% of the median latency), profiled inferences %.3f ms; %s",
@@ -544,10 +544,12 @@ def _cached_quantized(plan: JobPlan, export_material: dict[str, Any], export_hit
         "versions": {"onnxruntime": package_version("onnxruntime")},
         "sources_sha256": _sources_sha256(("quantize.py",)),
     }
-    inputs = quantize.calibration_inputs(ctx.input_shape, samples, ctx.seed)
-    entry = ContentCache(ctx.cache_dir, "onnx_int8").get_or_build(
-        material, lambda folder: quantize.quantize_onnx(ctx.work_dir / ONNX_FILE, folder / INT8_ONNX_FILE, inputs)
-    )
+
+    def build(folder: Path) -> None:  # calibration inputs are drawn only on a miss
+        inputs = quantize.calibration_inputs(ctx.input_shape, samples, ctx.seed)
+        quantize.quantize_onnx(ctx.work_dir / ONNX_FILE, folder / INT8_ONNX_FILE, inputs)
+
+    entry = ContentCache(ctx.cache_dir, "onnx_int8").get_or_build(material, build)
     log.info(
         "quantize: INT8 cache %s (%s), %d calibration inputs", "hit" if entry.hit else "miss", entry.key[:12], samples
     )

@@ -36,7 +36,3 @@ PRECISIONS: dict[str, Precision] = {
 }
 NAMES = tuple(PRECISIONS)  # in report order: widest first
 TOLERANCE = {p.name: p.tolerance for p in PRECISIONS.values()}  # the parity check's view (tests may tighten it)
-
-
-def precision(name: str) -> Precision:
-    return PRECISIONS[name]

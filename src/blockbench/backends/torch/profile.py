@@ -212,6 +212,3 @@ def _compiled_class(kernel: str, launcher: Any) -> str:
         event = event.cpu_parent
     lowered = kernel.lower()
     return next((kind for word, kind in _LIBRARY_KERNELS if word in lowered), "other")
-
-
-__all__ = ["compiled_rows", "eager_rows", "fused_class", "inductor_kernel_class", "module_ranges"]
