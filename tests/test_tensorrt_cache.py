@@ -1,4 +1,5 @@
-"""Engine cache keys and invalidation, verified loading, atomic writes, the shared timing cache, load-or-build.
+"""Engine cache keys and invalidation, engine entries in the content cache, atomic writes, the shared timing cache,
+load-or-build.
 
 Load-or-build with real builds is tested against TensorRT-RTX in ``tests/test_tensorrt_rtx_builds.py``; here the
 GPU double stands in where an engine must be deserialized (hits, entries the runtime rejects) and for standard
@@ -16,16 +17,18 @@ import pytest
 
 from blockbench.backends.tensorrt import library
 from blockbench.backends.tensorrt.cache import (
+    INFO_FILE,
+    PLAN_FILE,
     BuildTarget,
-    EngineCache,
     SharedCacheFile,
-    engine_key,
+    engine_cache,
+    engine_material,
     onnx_digest,
 )
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
-from blockbench.backends.tensorrt.engine import UNCACHED_PLAN_NAME, PreparedEngine, prepare_engine
+from blockbench.backends.tensorrt.engine import PreparedEngine, prepare_engine
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings
-from blockbench.cache import atomic_write
+from blockbench.cache import MANIFEST, CacheEntry, atomic_write, digest
 from tests.tensorrt_gpu_double import CACHE_MAGIC, VERSIONS, Script, install
 
 GPU = BuildTarget("NVIDIA H100 80GB HBM3", "9.0")
@@ -54,7 +57,7 @@ CHANGED = {
 
 def key(settings: TensorRTSettings | None = None, **changes: str) -> str:
     parts = {"onnx_sha256": DIGEST, "precision": "fp16", "trt_version": "10.16.1.11", "target": GPU, **changes}
-    return engine_key(settings=settings or TensorRTSettings(), **parts)  # type: ignore[arg-type]
+    return digest(engine_material(settings=settings or TensorRTSettings(), **parts))  # type: ignore[arg-type]
 
 
 def test_changed_values_cover_every_setting() -> None:
@@ -120,44 +123,6 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert target.read_bytes() == b"two" and [p.name for p in target.parent.iterdir()] == ["file.bin"]
 
 
-class TestEngineCache:
-    def test_round_trip(self, tmp_path: Path) -> None:
-        store = EngineCache(tmp_path)
-        path = store.store("k1", b"plan-bytes", {"tensorrt": "10.16.1.11"})
-        assert path == store.plan_path("k1") and store.load("k1") == b"plan-bytes"
-        meta = json.loads(store.meta_path("k1").read_text())
-        assert meta["key"] == "k1" and meta["bytes"] == 10 and meta["tensorrt"] == "10.16.1.11"
-
-    def test_missing_is_a_miss(self, tmp_path: Path) -> None:
-        assert EngineCache(tmp_path).load("absent") is None
-
-    @pytest.mark.parametrize(
-        "damage",
-        ["flip_byte", "truncate", "plan_missing", "meta_garbage", "meta_other_key", "meta_other_format"],
-    )
-    def test_damaged_entries_are_never_trusted(self, tmp_path: Path, caplog, damage: str) -> None:
-        store = EngineCache(tmp_path)
-        store.store("k1", b"plan-bytes", {})
-        plan, meta_path = store.plan_path("k1"), store.meta_path("k1")
-        meta = json.loads(meta_path.read_text())
-        if damage == "flip_byte":
-            plan.write_bytes(b"plan-bytez")
-        elif damage == "truncate":
-            plan.write_bytes(b"plan")
-        elif damage == "plan_missing":
-            plan.unlink()
-        elif damage == "meta_garbage":
-            meta_path.write_text("{not json")
-        elif damage == "meta_other_key":
-            meta_path.write_text(json.dumps({**meta, "key": "k2"}))
-        else:
-            meta_path.write_text(json.dumps({**meta, "format": "old"}))
-        with caplog.at_level(logging.WARNING):
-            assert store.load("k1") is None
-        assert "corrupt or mismatched" in caplog.text
-        assert not plan.exists() and not meta_path.exists()
-
-
 class TestSharedCacheFile:
     def test_one_file_per_release_and_gpu(self, tmp_path: Path) -> None:
         a = SharedCacheFile(tmp_path, "10.16.1.11", GPU)
@@ -208,6 +173,30 @@ def test_miss_then_hit_skips_the_build(monkeypatch, onnx_path: Path, version: st
     assert prepare(onnx_path, TensorRTSettings(cuda_graph=True)).cache == "hit"
 
 
+def only_entry(onnx_path: Path) -> CacheEntry:
+    """The one engine entry in the test's cache (verified)."""
+    cache = engine_cache(onnx_path.parent.parent / "cache")
+    (folder,) = [p for p in cache.dir.iterdir() if p.is_dir()]
+    entry = cache.lookup(folder.name)
+    assert entry is not None
+    return entry
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_entry_holds_the_plan_and_the_build_facts(monkeypatch, onnx_path: Path, version: str) -> None:
+    install(monkeypatch, version)
+    prepared = prepare(onnx_path)
+    entry = only_entry(onnx_path)
+    assert prepared.plan_path == entry.path / PLAN_FILE and set(entry.files) == {PLAN_FILE, INFO_FILE}
+    assert entry.read_bytes(PLAN_FILE) == prepared.plan_path.read_bytes() and prepared.plan_bytes > 0
+    assert json.loads(entry.read_bytes(INFO_FILE)) == {"onnx": "model.onnx", "network_layers": prepared.network_layers}
+    assert prepared.network_layers is not None and prepared.network_layers > 0
+    trt_version = str(library.load_bindings("tensorrt").VERSION)
+    material = engine_material(onnx_digest(onnx_path), TensorRTSettings(), "fp16", trt_version, GPU)
+    assert entry.key == digest(material)
+    assert json.loads((entry.path / MANIFEST).read_text())["material"] == json.loads(json.dumps(material))
+
+
 def test_a_corrupt_entry_is_rebuilt(monkeypatch, onnx_path: Path) -> None:
     double, _ = install(monkeypatch, VERSIONS[0])
     plan_path = prepare(onnx_path).plan_path
@@ -219,21 +208,85 @@ def test_a_corrupt_entry_is_rebuilt(monkeypatch, onnx_path: Path) -> None:
     assert prepare(onnx_path).cache == "hit"
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "flip_byte",
+        "truncate",
+        "plan_missing",
+        "info_garbage",
+        "manifest_garbage",
+        "manifest_other_key",
+        "manifest_other_format",
+    ],
+)
+def test_damaged_entries_are_never_trusted(monkeypatch, onnx_path: Path, caplog, damage: str) -> None:
+    double, _ = install(monkeypatch, VERSIONS[0])
+    good = prepare(onnx_path).plan_path.read_bytes()
+    entry = only_entry(onnx_path)
+    plan, manifest_path = entry.path / PLAN_FILE, entry.path / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    if damage == "flip_byte":
+        plan.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    elif damage == "truncate":
+        plan.write_bytes(good[: len(good) // 2])
+    elif damage == "plan_missing":
+        plan.unlink()
+    elif damage == "info_garbage":
+        (entry.path / INFO_FILE).write_text("{not json")
+    elif damage == "manifest_garbage":
+        manifest_path.write_text("{not json")
+    elif damage == "manifest_other_key":
+        manifest_path.write_text(json.dumps({**manifest, "key": "ab" * 32}))
+    else:
+        material = {**manifest["material"], "format": "blockbench-tensorrt-engine/2"}
+        manifest_path.write_text(json.dumps({**manifest, "material": material}))
+    with caplog.at_level(logging.WARNING):
+        again = prepare(onnx_path)
+    assert again.cache == "miss" and len(double.calls_to("Builder.build_serialized_network")) == 2
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"entry {entry.key[:12]} in {entry.path.parent} is bad (" in warning
+    rebuilt = only_entry(onnx_path)  # the damaged entry is gone: the folder holds the rebuilt entry alone
+    assert rebuilt.read_bytes(PLAN_FILE) == again.plan_path.read_bytes() and rebuilt.key == entry.key
+    assert json.loads(manifest_path.read_text())["material"] == manifest["material"]
+    assert sorted(p.name for p in entry.path.parent.iterdir()) == [entry.key, f"{entry.key}.lock"]
+
+
 def test_an_entry_tensorrt_rejects_is_rebuilt(monkeypatch, onnx_path: Path, caplog) -> None:
     double, _ = install(monkeypatch, VERSIONS[1])
-    prepared = prepare(onnx_path)
-    store = EngineCache(prepared.plan_path.parent)
-    key_ = prepared.plan_path.stem
-    store.store(key_, b"hash-consistent but not a plan", {})  # e.g. a driver update TensorRT refuses
+    prepare(onnx_path)
+    cache, entry = engine_cache(onnx_path.parent.parent / "cache"), only_entry(onnx_path)
+    material = json.loads((entry.path / MANIFEST).read_text())["material"]
+    cache.discard(entry)
+
+    def not_a_plan(folder: Path) -> None:  # hash-consistent, but e.g. a driver update makes TensorRT refuse it
+        (folder / PLAN_FILE).write_bytes(b"hash-consistent but not a plan")
+        (folder / INFO_FILE).write_text("{}")
+
+    assert cache.get_or_build(material, not_a_plan).key == entry.key
     with caplog.at_level(logging.WARNING):
         assert prepare(onnx_path).cache == "miss"
     assert "rejects entry" in caplog.text and len(double.calls_to("Builder.build_serialized_network")) == 2
+    assert prepare(onnx_path).cache == "hit"
+
+
+def test_discarding_a_stale_entry_keeps_its_replacement(monkeypatch, onnx_path: Path) -> None:
+    """A job whose runtime refused an entry that another job has meanwhile rebuilt leaves the rebuilt one."""
+    install(monkeypatch, VERSIONS[0])
+    prepare(onnx_path)
+    cache, stale = engine_cache(onnx_path.parent.parent / "cache"), only_entry(onnx_path)
+    material = json.loads((stale.path / MANIFEST).read_text())["material"]
+    cache.discard(stale)
+    assert cache.lookup(stale.key) is None and not list(cache.dir.glob(f"{stale.key}.trash-*"))
+    replacement = cache.get_or_build(material, lambda folder: (folder / PLAN_FILE).write_bytes(b"rebuilt"))
+    cache.discard(stale)
+    assert cache.lookup(stale.key) == replace(replacement, hit=True)
 
 
 def test_engine_cache_off_builds_into_the_work_dir(monkeypatch, onnx_path: Path) -> None:
     install(monkeypatch, VERSIONS[0])
     prepared = prepare(onnx_path, TensorRTSettings(engine_cache=False))
-    assert prepared.cache == "off" and prepared.plan_path == onnx_path.parent / UNCACHED_PLAN_NAME
+    assert prepared.cache == "off" and prepared.plan_path == onnx_path.parent / PLAN_FILE
     assert not (onnx_path.parent.parent / "cache" / "tensorrt" / "engines").exists()
 
 
@@ -251,5 +304,5 @@ def test_a_failed_build_stores_nothing(monkeypatch, onnx_path: Path) -> None:
     install(monkeypatch, VERSIONS[0], Script(build_ok=False))
     with pytest.raises(EngineBuildError, match="could not build"):
         prepare(onnx_path)
-    engines = onnx_path.parent.parent / "cache" / "tensorrt" / "engines"
-    assert not list(engines.glob("*.engine")) and not list(engines.glob("*.json"))
+    engines = engine_cache(onnx_path.parent.parent / "cache").dir
+    assert not [p for p in engines.iterdir() if p.suffix != ".lock"]  # no entry, no half-built folder

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from blockbench import metric_names as names
+from blockbench.backends.tensorrt.cache import PLAN_FILE
 from blockbench.backends.tensorrt.library import LIBRARIES, load_bindings
 from blockbench.errors import ConfigError
 from blockbench.pipeline import JobResult, plan_job, run_job
@@ -61,7 +62,7 @@ def run(compose_cfg, library: str, *overrides: str) -> tuple[JobResult, DictConf
 
 
 def engines(cfg: DictConfig) -> list[Path]:
-    return sorted((Path(cfg.cache_dir) / "tensorrt" / "engines").glob("*.engine"))
+    return sorted((Path(cfg.cache_dir) / "tensorrt" / "engines").glob(f"*/{PLAN_FILE}"))
 
 
 def major(library: str) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from blockbench import metric_names as names
+from blockbench.backends.tensorrt.cache import PLAN_FILE
 from blockbench.faults import PLANTED_NODE, PLANTED_OP
 from tests.helpers import ENGINES_BUILT, ROOT, TINY, store_runs
 
@@ -112,7 +113,7 @@ def test_tiny_fp32_engines_miss_then_hit_byte_identical_then_rebuild_a_corrupt_e
         assert run["tags"]["engine_cache"] == "hit" and names.BUILDER_S not in run["metrics"]
         assert sha256(assert_built_not_timed(run, tmp_path)) == first_bytes[run["tags"]["blockbench.config_hash"]]
 
-    entries = sorted((tmp_path / "cache" / "tensorrt" / "engines").glob("*.engine"))
+    entries = sorted((tmp_path / "cache" / "tensorrt" / "engines").glob(f"*/{PLAN_FILE}"))
     assert len(entries) == 16
     one = [*TINY, *RTX, "block=mobilenet", "norm=ln", "act=gelu", "precision=fp32"]
     (target,) = [
@@ -126,7 +127,7 @@ def test_tiny_fp32_engines_miss_then_hit_byte_identical_then_rebuild_a_corrupt_e
         entry.write_bytes(bytes(data))
     rebuilt = main_py(tmp_path, *one)
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
-    assert "corrupt or mismatched" in rebuilt.stdout + rebuilt.stderr
+    assert f"is bad ({PLAN_FILE} does not match its SHA-256); it will be rebuilt" in rebuilt.stdout + rebuilt.stderr
     (last,) = [
         r
         for r in children(tmp_path)
@@ -147,7 +148,7 @@ def test_a_planted_unknown_operator_is_one_parser_error_and_a_failed_run(tmp_pat
     assert run["status"] == "FAILED" and run["tags"]["error_stage"] == "build"
     assert PLANTED_OP in run["tags"]["error"]
     assert not engine_artifacts(tmp_path, run["run_id"])
-    assert not list((tmp_path / "cache" / "tensorrt" / "engines").glob("*.engine"))
+    assert not list((tmp_path / "cache" / "tensorrt" / "engines").glob(f"*/{PLAN_FILE}"))
 
 
 def test_an_int8_paper_network_builds_as_an_explicitly_quantized_engine(tmp_path: Path) -> None:

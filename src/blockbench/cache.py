@@ -12,6 +12,8 @@ cache shared by concurrent processes or interrupted by ``kill -9`` must never ha
   own material and the folder's name; a mismatch makes the entry *bad*: it is discarded and rebuilt.
 * **One builder per entry** — building holds a file lock ``<key>.lock``; a second process asking for the same
   entry waits, then finds it built (it does not build it again, and never sees a half-written one).
+* **Unusable entries** — an entry that verifies but that its consumer cannot use (an engine the runtime refuses
+  after a driver update) is removed with :meth:`ContentCache.discard`, and the next build replaces it.
 
 Engines and other files that get *deserialized* must come through :meth:`CacheEntry.read_bytes` (the bytes
 returned are the bytes hashed) or :meth:`CacheEntry.materialize` (the copies made are the copies hashed), so a
@@ -28,7 +30,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ PRODUCER = "blockbench"
 _CHUNK = 1 << 20
 _TMP_MARK = ".tmp-"
 _TRASH_MARK = ".trash-"
+LOCK_TIMEOUT_S = 3600.0
 
 
 class CacheError(BlockbenchError):
@@ -84,6 +88,23 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def locked(lock_path: Path, what: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the inter-process file lock ``lock_path``; every cache file shared by concurrent jobs is written under
+    one. A holder stuck for over ``timeout_s`` (a hung build) is a :class:`CacheError` naming ``what`` and the lock
+    file, not a silent hang."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), timeout=timeout_s)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise CacheError(f"{what} has been locked by another process for over {timeout_s:.0f} s ({lock_path})") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -128,7 +149,7 @@ class CacheEntry:
 class ContentCache:
     """One namespace (``onnx``, ``tensorrt``, ...) of the project cache under ``root``."""
 
-    def __init__(self, root: Path, namespace: str, lock_timeout_s: float = 3600.0) -> None:
+    def __init__(self, root: Path, namespace: str, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
         if not namespace.isidentifier():
             raise ValueError(f"cache namespace must be a plain name, got {namespace!r}")
         self.dir = Path(root) / namespace
@@ -141,12 +162,17 @@ class ContentCache:
 
     def lookup(self, key: str) -> CacheEntry | None:
         """The verified entry for ``key``, or None when it is missing or bad (a bad entry is logged, not used)."""
+        return self._lookup(key, warn=True)
+
+    def _lookup(self, key: str, warn: bool) -> CacheEntry | None:
+        """:meth:`lookup`; ``warn`` False where a bad entry was already reported (a second look under the lock)."""
         entry_dir = self.dir / key
         if not (entry_dir / MANIFEST).is_file():
             return None
         problem = self._problem(key, entry_dir)
         if problem:
-            log.warning("cache: entry %s in %s is bad (%s); it will be rebuilt", key[:12], self.dir, problem)
+            if warn:
+                log.warning("cache: entry %s in %s is bad (%s); it will be rebuilt", key[:12], self.dir, problem)
             return None
         files = json.loads((entry_dir / MANIFEST).read_text())["files"]
         return CacheEntry(key=key, path=entry_dir, files=files, hit=True)
@@ -161,19 +187,33 @@ class ContentCache:
         entry = self.lookup(key)
         if entry is not None:
             return entry
-        self.dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.dir / f"{key}.lock"), timeout=self.lock_timeout_s)
-        try:
-            with lock:
-                entry = self.lookup(key)  # another process may have built it while we waited
-                if entry is not None:
-                    return entry
-                return self._build(key, material, build)
-        except Timeout as exc:
-            raise CacheError(
-                f"cache entry {key[:12]} in {self.dir} has been locked by another build for over "
-                f"{self.lock_timeout_s:.0f} s ({lock.lock_file})"
-            ) from exc
+        with self._locked(key):
+            entry = self._lookup(key, warn=False)  # another process may have built it while we waited
+            if entry is not None:
+                return entry
+            return self._build(key, material, build)
+
+    def discard(self, entry: CacheEntry) -> None:
+        """Remove ``entry``, which verified but which its consumer cannot use (e.g. an engine the runtime refuses
+        after a driver update), so the next :meth:`get_or_build` rebuilds it; the caller logs why.
+
+        Only that very entry goes: if another process has already replaced it (other file hashes), the
+        replacement stays.
+        """
+        with self._locked(entry.key):
+            current = self._lookup(entry.key, warn=False)  # a bad one is reported when it is rebuilt
+            if current is not None and current.files == entry.files:
+                self._remove(entry.path)
+
+    def _locked(self, key: str) -> AbstractContextManager[None]:
+        """The lock that one entry's builder (and discarder) holds."""
+        return locked(self.dir / f"{key}.lock", f"cache entry {key[:12]} in {self.dir}", self.lock_timeout_s)
+
+    def _remove(self, entry_dir: Path) -> None:
+        """Move the folder aside first (one rename: readers see the entry or nothing), then delete it."""
+        trash = self.dir / f"{entry_dir.name}{_TRASH_MARK}{os.getpid()}-{time.monotonic_ns()}"
+        entry_dir.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def _build(self, key: str, material: Mapping[str, Any], build: Callable[[Path], None]) -> CacheEntry:
         for leftover in self.dir.glob(f"{key}{_TMP_MARK}*"):  # a builder killed mid-way (we hold the lock)
@@ -199,10 +239,8 @@ class ContentCache:
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             final = self.dir / key
-            if final.exists():  # a bad entry: move it aside first, since rename cannot replace a folder
-                trash = self.dir / f"{key}{_TRASH_MARK}{os.getpid()}-{time.monotonic_ns()}"
-                final.rename(trash)
-                shutil.rmtree(trash, ignore_errors=True)
+            if final.exists():  # a bad entry: rename cannot replace a folder
+                self._remove(final)
             tmp.rename(final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

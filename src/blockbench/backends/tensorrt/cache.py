@@ -1,31 +1,28 @@
-"""Persistent caches shared across runs: content-addressed engines and one timing cache per TensorRT + GPU.
+"""Persistent TensorRT caches shared across runs, under ``<cache_dir>/tensorrt/``.
 
-Both live under ``<cache_dir>/tensorrt/``. Files are written atomically (temporary file in the same folder, then
-``os.replace``) and under a per-file lock, so concurrent jobs never read half a file nor build the same engine twice.
-A cached engine is trusted only if its metadata names the same key and the plan's SHA-256 matches.
+* Engines are entries of the project's content-addressed cache (:class:`blockbench.cache.ContentCache`, namespace
+  ``engines``), keyed by :func:`engine_material`: built once under a lock, renamed into place whole, every file
+  hashed against the entry's manifest before it is trusted.
+* Timing caches (and TensorRT-RTX runtime caches) are one mutable file per library release and target, merged
+  across jobs (:class:`SharedCacheFile`): written with :func:`blockbench.cache.atomic_write` under
+  :func:`blockbench.cache.locked`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, TensorRTSettings
-from blockbench.cache import atomic_write, digest
-
-log = logging.getLogger(__name__)
+from blockbench.cache import ContentCache, atomic_write, digest, locked, sha256_file
 
 # Bump when what a key covers, or the entry layout, changes: old entries then simply stop matching.
-CACHE_FORMAT = "blockbench-tensorrt-engine/2"
-_CHUNK = 1 << 24
+CACHE_FORMAT = "blockbench-tensorrt-engine/3"
+PLAN_FILE = "model.engine"  # the serialized engine, cached or not (also its artifact name)
+INFO_FILE = "engine.json"  # what the build reported that the key does not say (ONNX file name, network layers)
 
 
 @dataclass(frozen=True)
@@ -45,27 +42,17 @@ class BuildTarget:
         return f"{model}-sm{self.compute_capability.replace('.', '')}"
 
 
-def _sha256_file(path: Path, digest: Any) -> None:
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-
-
 def onnx_digest(onnx_path: Path) -> str:
     """SHA-256 over the ONNX file and its external-data side files (``model.onnx.data``: names it prefixes)."""
-    digest = hashlib.sha256()
     files = [onnx_path, *sorted(p for p in onnx_path.parent.glob(f"{onnx_path.name}?*") if p.is_file())]
-    for path in files:
-        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
-        _sha256_file(path, digest)
-    return digest.hexdigest()
+    return digest({path.name: sha256_file(path) for path in files})
 
 
-def engine_key(
+def engine_material(
     onnx_sha256: str, settings: TensorRTSettings, precision: str, trt_version: str, target: BuildTarget
-) -> str:
-    """Content address of an engine: everything that changes what TensorRT builds, and nothing else."""
-    payload = {
+) -> dict[str, Any]:
+    """What an engine's cache key is the digest of: everything that changes what TensorRT builds, and nothing else."""
+    return {
         "format": CACHE_FORMAT,
         "onnx_sha256": onnx_sha256,
         "precision": precision,
@@ -73,66 +60,11 @@ def engine_key(
         "tensorrt": trt_version,
         "target": asdict(target),
     }
-    return digest(payload)
 
 
-class EngineCache:
-    """Serialized engines by key: ``<key>.engine`` plus ``<key>.json`` (written last, so it marks a whole entry)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def plan_path(self, key: str) -> Path:
-        return self.root / f"{key}.engine"
-
-    def meta_path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
-
-    def lock(self, key: str) -> FileLock:
-        """Held from lookup to store, so a second job wanting the same engine waits and then hits."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / f"{key}.lock"))
-
-    def load(self, key: str) -> bytes | None:
-        """The verified plan, or None; an entry that fails verification is removed (it will be rebuilt)."""
-        meta_path, plan_path = self.meta_path(key), self.plan_path(key)
-        if not meta_path.exists():
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            plan = plan_path.read_bytes()
-        except (OSError, ValueError) as exc:
-            return self._reject(key, f"unreadable ({exc})")
-        if not isinstance(meta, dict) or meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
-            return self._reject(key, "metadata names another key or format")
-        if meta.get("bytes") != len(plan) or meta.get("sha256") != hashlib.sha256(plan).hexdigest():
-            return self._reject(key, "plan does not match its recorded SHA-256")
-        return plan
-
-    def store(self, key: str, plan: bytes, info: dict[str, Any]) -> Path:
-        meta = {
-            **info,
-            "format": CACHE_FORMAT,
-            "key": key,
-            "bytes": len(plan),
-            "sha256": hashlib.sha256(plan).hexdigest(),
-        }
-        atomic_write(self.plan_path(key), plan)
-        atomic_write(self.meta_path(key), json.dumps(meta, indent=2, sort_keys=True).encode())
-        return self.plan_path(key)
-
-    def metadata(self, key: str) -> dict[str, Any]:
-        """The entry's metadata (read after :meth:`load` verified the entry)."""
-        meta: dict[str, Any] = json.loads(self.meta_path(key).read_text())
-        return meta
-
-    def discard(self, key: str) -> None:
-        self.meta_path(key).unlink(missing_ok=True)
-        self.plan_path(key).unlink(missing_ok=True)
-
-    def _reject(self, key: str, why: str) -> None:
-        log.warning("engine cache: entry %s… is corrupt or mismatched (%s); rebuilding", key[:12], why)
-        self.discard(key)
+def engine_cache(cache_dir: Path) -> ContentCache:
+    """The engines, one :class:`ContentCache` entry each: :data:`PLAN_FILE` plus :data:`INFO_FILE`."""
+    return ContentCache(cache_dir / "tensorrt", "engines")
 
 
 class SharedCacheFile:
@@ -153,8 +85,7 @@ class SharedCacheFile:
 
     def save(self, ours: bytes, loaded: bytes | None, merge: Callable[[bytes, bytes], bytes]) -> None:
         """Write ``ours`` back; if another job saved since we loaded, merge its entries in first (under the lock)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path.with_name(self.path.name + ".lock"))):
+        with locked(self.path.with_name(self.path.name + ".lock"), str(self.path)):
             current = self.load()
             data = ours if current is None or current == loaded else merge(ours, current)
             atomic_write(self.path, data)

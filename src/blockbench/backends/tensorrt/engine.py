@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -10,20 +11,24 @@ from types import ModuleType
 from typing import Any
 
 from blockbench.backends.tensorrt.cache import (
+    INFO_FILE,
+    PLAN_FILE,
     BuildTarget,
-    EngineCache,
     SharedCacheFile,
-    engine_key,
+    engine_cache,
+    engine_material,
     onnx_digest,
 )
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
 from blockbench.backends.tensorrt.options import BuildOptions
-from blockbench.backends.tensorrt.settings import BUILD_FIELDS, TensorRTSettings
+from blockbench.backends.tensorrt.settings import TensorRTSettings
 from blockbench.cache import atomic_write
 
 log = logging.getLogger(__name__)
 
-UNCACHED_PLAN_NAME = "model.engine"
+# Rounds of the cache: a second only when the runtime refused a cached engine and another job's entry replaced
+# it before ours could be rebuilt.
+_CACHE_ROUNDS = 2
 
 
 @dataclass
@@ -63,9 +68,8 @@ def prepare_engine(
         if options.timing_cache and has_gpu
         else None
     )
-    built: dict[str, Any] = {}
 
-    def build() -> tuple[bytes, float]:
+    def build() -> tuple[Any, float]:
         saved = timing.load() if timing else None
         start = time.perf_counter()
         result = bindings.build_plan(onnx_path, options, saved, logger)
@@ -75,8 +79,7 @@ def prepare_engine(
             timing.save(
                 result.timing_cache, saved, lambda ours, theirs: bindings.combine_timing_caches(ours, theirs, logger)
             )
-        built.update(network_layers=result.network_layers, warnings=result.warnings)
-        return result.plan, seconds
+        return result, seconds
 
     def load(plan: bytes) -> Any:
         if runtime is None:
@@ -86,33 +89,40 @@ def prepare_engine(
             raise EngineBuildError(f"{bindings.VERSION.label} cannot deserialize the engine it just built")
         return engine
 
-    if not settings.engine_cache:
-        plan, seconds = build()
-        path = work_dir / UNCACHED_PLAN_NAME
-        atomic_write(path, plan)
-        return PreparedEngine(load(plan), path, "off", len(plan), seconds, **built)
+    def from_build(result: Any, seconds: float, path: Path, cache: str) -> PreparedEngine:
+        plan = result.plan
+        return PreparedEngine(load(plan), path, cache, len(plan), seconds, result.network_layers, result.warnings)
 
-    key = engine_key(onnx_digest(onnx_path), settings, precision, str(bindings.VERSION), target)
-    store = EngineCache(cache_dir / "tensorrt" / "engines")
-    with store.lock(key):
-        cached = store.load(key)
-        if cached is not None:
-            engine = None if runtime is None else bindings.deserialize(cached, logger, runtime)
-            if runtime is None or engine is not None:
-                log.info("build: engine cache hit %s… (%.1f MiB)", key[:12], len(cached) / 2**20)
-                layers = store.metadata(key).get("network_layers")
-                return PreparedEngine(engine, store.plan_path(key), "hit", len(cached), None, layers)
-            log.warning("engine cache: %s rejects entry %s…; rebuilding", bindings.VERSION.label, key[:12])
-            store.discard(key)
-        plan, seconds = build()
-        info = {
-            "library": settings.library,
-            "tensorrt": str(bindings.VERSION),
-            "target": {"name": target.name, "compute_capability": target.compute_capability},
-            "precision": precision,
-            "settings": {name: getattr(settings, name) for name in BUILD_FIELDS},
-            "onnx": onnx_path.name,
-            "network_layers": built["network_layers"],
-        }
-        path = store.store(key, plan, info)
-    return PreparedEngine(load(plan), path, "miss", len(plan), seconds, **built)
+    if not settings.engine_cache:
+        result, seconds = build()
+        path = work_dir / PLAN_FILE
+        atomic_write(path, result.plan)
+        return from_build(result, seconds, path, "off")
+
+    builds: list[tuple[Any, float]] = []  # what build_entry made, when it ran
+
+    def build_entry(folder: Path) -> None:
+        result, seconds = build()
+        (folder / PLAN_FILE).write_bytes(result.plan)
+        info = {"onnx": onnx_path.name, "network_layers": result.network_layers}
+        (folder / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+        builds.append((result, seconds))
+
+    cache = engine_cache(cache_dir)
+    material = engine_material(onnx_digest(onnx_path), settings, precision, str(bindings.VERSION), target)
+    for _ in range(_CACHE_ROUNDS):
+        entry = cache.get_or_build(material, build_entry)
+        if not entry.hit:
+            return from_build(*builds[-1], entry.path / PLAN_FILE, "miss")
+        plan = entry.read_bytes(PLAN_FILE)
+        engine = None if runtime is None else bindings.deserialize(plan, logger, runtime)
+        if runtime is None or engine is not None:
+            log.info("build: engine cache hit %s… (%.1f MiB)", entry.key[:12], len(plan) / 2**20)
+            layers = json.loads(entry.read_bytes(INFO_FILE)).get("network_layers")
+            return PreparedEngine(engine, entry.path / PLAN_FILE, "hit", len(plan), None, layers)
+        log.warning("engine cache: %s rejects entry %s…; rebuilding", bindings.VERSION.label, entry.key[:12])
+        cache.discard(entry)
+    raise EngineBuildError(
+        f"{bindings.VERSION.label} rejects the cached engine {entry.key[:12]}… that another job rebuilt; "
+        f"delete {entry.path} and run again"
+    )
