@@ -34,7 +34,7 @@ def attribute(compose_cfg, tmp_path: Path, *overrides: str) -> tuple[Attribution
         onnx_path = tmp_path / "model.onnx"
         export_onnx(model, host, onnx_path, cfg.export.opset)
     plan.ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    backend = plan.backend_class(plan.settings, plan.ctx)
+    backend = plan.backend_class(plan.config.backend, plan.ctx)
     backend.build(model, onnx_path)
     step = backend.step(host, "compute")
     with step.context():

@@ -9,7 +9,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from blockbench.backends import parse_settings
+from blockbench.backends import backend_class
+from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
+from blockbench.backends.torch.settings import TorchSettings
 from blockbench.config import validate_core
 from blockbench.errors import ConfigError
 from blockbench.pipeline import plan_job
@@ -68,10 +70,12 @@ def test_all_combinations_validate(compose_cfg) -> None:
 
 
 def test_backend_settings_are_typed(compose_cfg) -> None:
-    cls, settings = parse_settings(compose_cfg("backend=onnxruntime", "backend.intra_op_threads=2").backend)
-    assert cls.name == "onnxruntime" and settings.intra_op_threads == 2
-    cls, settings = parse_settings(compose_cfg("backend=torch", "backend.mode=compile").backend)
-    assert cls.name == "torch" and settings.mode == "compile"
+    settings = validate_core(compose_cfg("backend=onnxruntime", "backend.intra_op_threads=2")).backend
+    assert backend_class(settings.name).name == "onnxruntime" and settings.intra_op_threads == 2
+    assert isinstance(settings, OnnxRuntimeSettings)
+    settings = validate_core(compose_cfg("backend=torch", "backend.mode=compile")).backend
+    assert backend_class(settings.name).name == "torch" and settings.mode == "compile"
+    assert isinstance(settings, TorchSettings)
 
 
 @pytest.mark.parametrize(

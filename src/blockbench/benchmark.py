@@ -54,8 +54,10 @@ from blockbench.statistics import UNSTABLE_COV, median_ci
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class BenchmarkSettings:
+    """What the harness needs; the config's ``benchmark`` section extends it (so it cannot be frozen)."""
+
     warmup_iters: int
     warmup_s: float
     min_iters: int

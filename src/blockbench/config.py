@@ -1,8 +1,10 @@
-"""Typed schema of a run's config, registered in Hydra's ConfigStore, plus the checks types cannot express.
+"""Typed schema of a run's config, registered in Hydra's ConfigStore, with each field's allowed values.
 
 The YAML tree in ``conf/`` supplies values; these dataclasses supply types, so a typo'd key or a value of the
-wrong type fails at composition with the key's full name. :func:`validate` adds the value-level rules
-(choices, ranges, multiples of 32) and backend-specific settings, before any work or MLflow run starts.
+wrong type fails at composition with the key's full name. The value rules (choices, ranges, multiples of 32) are
+declared on the fields (:mod:`blockbench.schema`); :func:`validate_core` turns the composed config into these
+objects and enforces them, before any work or MLflow run starts. ``backend`` is the chosen backend's own
+settings class, typed the same way.
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from blockbench import schema
+from blockbench.backends.base import BackendSettings
+from blockbench.benchmark import BenchmarkSettings
 from blockbench.errors import ConfigError
 from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.precisions import NAMES as PRECISIONS
+from blockbench.schema import at_least, choice, refuse
 
 BENCHMARK_MODES = ("compute", "end_to_end")
 COMPLEXITY_COUNTERS = ("thop", "ptflops")
@@ -49,69 +54,89 @@ if not OmegaConf.has_resolver("bb"):
 
 @dataclass
 class BlockConfig:
-    name: str = MISSING
-    default_blocks_per_stage: int = MISSING
+    name: str = choice(BLOCKS)
+    default_blocks_per_stage: int = at_least(1)
 
 
 @dataclass
 class NormConfig:
-    name: str = MISSING
+    name: str = choice(NORMS)
 
 
 @dataclass
 class ActConfig:
-    name: str = MISSING
+    name: str = choice(ACTIVATIONS)
 
 
 @dataclass
 class ResolutionConfig:
     size: int = MISSING
 
+    def check_rules(self, prefix: str) -> None:
+        if self.size < 32 or self.size % 32:
+            raise refuse(f"{prefix}size", self.size, "it must be a multiple of 32 and >= 32")
+
 
 @dataclass
 class PrecisionConfig:
-    name: str = MISSING
-    calibration_samples: int = 32  # int8: calibration inputs drawn from the seed (other precisions ignore it)
+    name: str = choice(PRECISIONS)
+    # int8: calibration inputs drawn from the seed (other precisions ignore it)
+    calibration_samples: int = at_least(1, 32)
 
 
 @dataclass
 class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
-    blocks_per_stage: int = MISSING
-    num_classes: int = 10
+    blocks_per_stage: int = at_least(1)
+    num_classes: int = at_least(1, 10)
+
+    def check_rules(self, prefix: str) -> None:
+        if len(self.channels) != 5 or any(c < 1 for c in self.channels):
+            raise refuse(f"{prefix}channels", list(self.channels), "it needs 5 positive widths (stem + 4 stages)")
 
 
 @dataclass
 class HardwareConfig:
-    device: str = "cpu"
-    cpu_threads: int = 0  # 0 = leave the library default (all cores)
+    device: str = "cpu"  # cpu | cuda | cuda:N, resolved against this machine by hardware.resolve_device
+    cpu_threads: int = at_least(0, 0)  # 0 = leave the library default (all cores)
 
 
 @dataclass
-class BenchmarkConfig:
-    mode: str = "compute"
-    batch_size: int = 1
-    warmup_iters: int = 10
-    warmup_s: float = 1.0
-    min_iters: int = 50
-    min_s: float = 3.0
+class BenchmarkConfig(BenchmarkSettings):
+    """``benchmark.*``: the harness's own settings (:class:`BenchmarkSettings`) plus what the job does around it."""
+
+    warmup_iters: int = at_least(0, 10)
+    warmup_s: float = at_least(0, 1.0)
+    min_iters: int = at_least(1, 50)
+    min_s: float = at_least(0, 3.0)
     max_s: float = 600.0
-    pinned_memory: bool = True
-    parity: str = "warn"  # warn | fail: a run beyond its precision's tolerance keeps its latency either way
+    batch_size: int = at_least(1, 1)
     progress: bool = True
-    timing: str = "per_request"  # per_request | pipelined | both (benchmark.py says what each measures)
-    cache: str = "warm"  # warm | flushed: last-level cache flushed before each timed inference
+    timing: str = choice(TIMINGS, "per_request")  # benchmark.py says what each measures
+    cache: str = choice(CACHE_STATES, "warm")  # flushed: last-level cache flushed before each timed inference
+    mode: str = choice(BENCHMARK_MODES, "compute")
+    pinned_memory: bool = True
+    # warn | fail: a run beyond its precision's tolerance keeps its latency either way
+    parity: str = choice(PARITY_POLICIES, "warn")
     attribution: bool = False  # a profiled pass after timing: time per block and operator class (attribution.py)
+
+    def check_rules(self, prefix: str) -> None:
+        if self.max_s < self.min_s:
+            raise refuse(f"{prefix}max_s", self.max_s, f"it must be >= {prefix}min_s ({self.min_s!r})")
 
 
 @dataclass
 class ComplexityConfig:
-    counter: str = "thop"
+    counter: str = choice(COMPLEXITY_COUNTERS, "thop")
 
 
 @dataclass
 class ExportConfig:
     opset: int = 18
+
+    def check_rules(self, prefix: str) -> None:
+        if self.opset < 18:
+            raise refuse(f"{prefix}opset", self.opset, "the dynamo exporter needs >= 18")
 
 
 @dataclass
@@ -124,8 +149,16 @@ class TrackingConfig:
     log_engine: bool = True
     # ONNX and engine files of at least large_file_mb MiB: all (every run stores its copy), first_per_content (a
     # run whose bytes an earlier FINISHED run stored logs a reference to it instead), none (only SHA-256 tags)
-    keep_model_files: str = "first_per_content"
-    large_file_mb: float = 16.0
+    keep_model_files: str = choice(KEEP_MODEL_FILES, "first_per_content")
+    large_file_mb: float = at_least(0, 16.0)
+
+    def check_rules(self, prefix: str) -> None:
+        if self.enabled and not str(self.experiment or "").strip():
+            raise refuse(
+                f"{prefix}experiment",
+                self.experiment,
+                "name the MLflow experiment, e.g. tracking.experiment=blockbench",
+            )
 
 
 @dataclass
@@ -133,22 +166,32 @@ class RunOptions:
     """How a sweep treats configs already measured and runs left RUNNING by dead processes (docs/reliability.md)."""
 
     force: bool = False  # run every config, even one the experiment already has a FINISHED run of
-    heartbeat_s: float = 30.0  # how often a job's run records that its process is alive
+    heartbeat_s: float = at_least(0, 30.0, strict=True)  # how often a job's run records that its process is alive
     stale_after_s: float = 600.0  # a RUNNING run from another host silent this long is taken as dead
-    prebuild_workers: int = 0  # sweeps: build engines in this many parallel processes before timing jobs in turn
+    # sweeps: build engines in this many parallel processes before timing jobs in turn
+    prebuild_workers: int = at_least(0, 0)
     build_only: bool = False  # build and log each engine without running or timing it (automatic where it cannot run)
+
+    def check_rules(self, prefix: str) -> None:
+        if not self.stale_after_s >= 2 * self.heartbeat_s:
+            raise refuse(
+                f"{prefix}stale_after_s",
+                self.stale_after_s,
+                f"it must be >= 2 x {prefix}heartbeat_s ({2 * self.heartbeat_s!r}), or live runs on other hosts "
+                "would be taken for dead",
+            )
 
 
 @dataclass
 class RunConfig:
-    """The whole composed config; ``backend`` is typed per backend by :func:`validate`."""
+    """The whole composed config; ``backend`` holds the chosen backend's own settings class (a subclass)."""
 
     block: BlockConfig = MISSING
     norm: NormConfig = MISSING
     act: ActConfig = MISSING
     resolution: ResolutionConfig = MISSING
     precision: PrecisionConfig = MISSING
-    backend: Any = MISSING
+    backend: BackendSettings = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
@@ -177,58 +220,15 @@ def register_configs() -> None:
 register_configs()
 
 
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(choices)}")
+def validate_core(cfg: DictConfig) -> RunConfig:
+    """The composed config as typed objects, every declared value rule enforced (:mod:`blockbench.schema`).
 
-
-def _at_least(key: str, value: float, minimum: float) -> None:
-    if value < minimum:
-        raise ConfigError(f"{key}={value!r} is not allowed; it must be >= {minimum}")
-
-
-def validate_core(cfg: DictConfig) -> None:
-    """Check value-level rules the types cannot express; raise :class:`ConfigError` naming key and choices."""
+    Raises :class:`ConfigError` naming the key, the value and what is allowed.
+    """
     try:
         OmegaConf.resolve(cfg)
+        typed = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config does not resolve: {exc}") from exc
-    _choice("block.name", cfg.block.name, BLOCKS)
-    _choice("norm.name", cfg.norm.name, NORMS)
-    _choice("act.name", cfg.act.name, ACTIVATIONS)
-    _choice("precision.name", cfg.precision.name, PRECISIONS)
-    _choice("benchmark.mode", cfg.benchmark.mode, BENCHMARK_MODES)
-    _choice("benchmark.timing", cfg.benchmark.timing, TIMINGS)
-    _choice("benchmark.cache", cfg.benchmark.cache, CACHE_STATES)
-    _choice("benchmark.parity", cfg.benchmark.parity, PARITY_POLICIES)
-    _choice("complexity.counter", cfg.complexity.counter, COMPLEXITY_COUNTERS)
-    _choice("tracking.keep_model_files", cfg.tracking.keep_model_files, KEEP_MODEL_FILES)
-    _at_least("tracking.large_file_mb", cfg.tracking.large_file_mb, 0)
-    size = cfg.resolution.size
-    if size < 32 or size % 32:
-        raise ConfigError(f"resolution.size={size!r} is not allowed; it must be a multiple of 32 and >= 32")
-    channels = list(cfg.model.channels)
-    if len(channels) != 5 or any(c < 1 for c in channels):
-        raise ConfigError(f"model.channels={channels} is not allowed; it needs 5 positive widths (stem + 4 stages)")
-    _at_least("model.blocks_per_stage", cfg.model.blocks_per_stage, 1)
-    _at_least("model.num_classes", cfg.model.num_classes, 1)
-    _at_least("benchmark.batch_size", cfg.benchmark.batch_size, 1)
-    _at_least("benchmark.warmup_iters", cfg.benchmark.warmup_iters, 0)
-    _at_least("benchmark.warmup_s", cfg.benchmark.warmup_s, 0)
-    _at_least("benchmark.min_iters", cfg.benchmark.min_iters, 1)
-    _at_least("benchmark.min_s", cfg.benchmark.min_s, 0)
-    if cfg.benchmark.max_s < cfg.benchmark.min_s:
-        raise ConfigError(
-            f"benchmark.max_s={cfg.benchmark.max_s!r} is not allowed; it must be >= benchmark.min_s "
-            f"({cfg.benchmark.min_s!r})"
-        )
-    _at_least("hardware.cpu_threads", cfg.hardware.cpu_threads, 0)
-    if cfg.tracking.enabled and not str(cfg.tracking.experiment or "").strip():
-        raise ConfigError(
-            f"tracking.experiment={cfg.tracking.experiment!r} is not allowed; name the MLflow experiment, e.g. "
-            "tracking.experiment=blockbench"
-        )
-    _at_least("run.prebuild_workers", cfg.run.prebuild_workers, 0)
-    _at_least("precision.calibration_samples", cfg.precision.calibration_samples, 1)
-    if cfg.export.opset < 18:
-        raise ConfigError(f"export.opset={cfg.export.opset!r} is not allowed; the dynamo exporter needs >= 18")
+    schema.check(typed)
+    return typed  # type: ignore[return-value]

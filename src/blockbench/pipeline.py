@@ -26,13 +26,24 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import attribution, faults, latencies, precisions, preflight, quantize, record, resume, statistics
+from blockbench import (
+    attribution,
+    backends,
+    faults,
+    latencies,
+    precisions,
+    preflight,
+    quantize,
+    record,
+    resume,
+    statistics,
+)
 from blockbench import metric_names as names
-from blockbench.backends import Backend, InferenceStep, JobContext, parse_settings
-from blockbench.benchmark import BenchmarkSettings, LatencyResult, measure
+from blockbench.backends import Backend, BuildResult, InferenceStep, JobContext
+from blockbench.benchmark import LatencyResult, measure
 from blockbench.cache import ContentCache, sha256_file
 from blockbench.complexity import Complexity, measure_complexity
-from blockbench.config import project_root, validate_core
+from blockbench.config import RunConfig, project_root, validate_core
 from blockbench.energy import EnergyMeter, energy_tag
 from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, package_version
 from blockbench.errors import BlockbenchError, ConfigError, ParityError
@@ -64,12 +75,16 @@ COMPLEXITY_FILE = "complexity.json"
 
 @dataclass
 class JobPlan:
-    """A validated job: everything decided, nothing built yet."""
+    """A validated job: everything decided, nothing built yet.
+
+    ``config`` is the typed config every stage reads; ``cfg`` the composed one it came from, kept for what is
+    logged (the resolved YAML, the parameters, the resume fingerprint) so those stay as the user wrote them.
+    """
 
     cfg: DictConfig
+    config: RunConfig
     ctx: JobContext
     backend_class: type[Backend]
-    settings: Any
     build_only_reason: str = ""  # why the engine is built and logged but not run (``ctx.build_only``), else empty
 
 
@@ -81,15 +96,17 @@ class JobResult:
     skipped: str = ""  # why the job did not run (``run_id`` is then the run that already has it), else empty
     experiment_id: str | None = None  # the MLflow experiment holding the run
     failure: BlockbenchError | None = None  # measured and logged, then failed (benchmark.parity=fail)
+    engine_files: list[Path] = field(default_factory=list)  # what the build produced, logged with the run
 
 
 def plan_job(cfg: DictConfig) -> JobPlan:
     """Validate every value and this machine's ability to run the job; raise ConfigError otherwise."""
     preflight.check_job(cfg)
-    validate_core(cfg)
-    device = resolve_device(cfg.hardware.device)
+    config = validate_core(cfg)
+    device = resolve_device(config.hardware.device)
     check_memory(cfg, device)
-    backend_class, settings = parse_settings(cfg.backend)
+    settings = config.backend
+    backend_class = backends.backend_class(settings.name)
     ctx = JobContext(
         device=device,
         precision=cfg.precision.name,
@@ -113,7 +130,7 @@ def plan_job(cfg: DictConfig) -> JobPlan:
                 f"benchmark.attribution=true cannot run for backend={cfg.backend.name} here: {refusal}; "
                 "set benchmark.attribution=false"
             )
-    return JobPlan(cfg=cfg, ctx=ctx, backend_class=backend_class, settings=settings, build_only_reason=reason)
+    return JobPlan(cfg=cfg, config=config, ctx=ctx, backend_class=backend_class, build_only_reason=reason)
 
 
 class _Stages:
@@ -164,26 +181,28 @@ def run_name(cfg: DictConfig) -> str:
 def run_job(
     cfg: DictConfig, parent_run_id: str | None = None, resume_sweep: bool = False, plan: JobPlan | None = None
 ) -> JobResult:
-    """Run one job. Raises on failure (after ending its MLflow run as FAILED/KILLED).
+    """Run one job: :func:`plan_job`, :func:`_execute`, and record the result (the only part that talks to the
+    tracking store). Raises on failure, after ending its MLflow run as FAILED/KILLED.
 
     ``resume_sweep``: a config the experiment already has FINISHED, or RUNNING in a live process, is not run
     again (unless ``run.force``); the result then has ``skipped`` set and the existing run's id. ``plan``: the
     job's :func:`plan_job` result, when the caller planned it already.
     """
     plan = plan or plan_job(cfg)
-    tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment) if cfg.tracking.enabled else None
+    config = plan.config
+    tracker = Tracker(config.tracking.uri, config.tracking.experiment) if config.tracking.enabled else None
     root = project_root()
     tags = {
-        "backend": cfg.backend.name,
+        "backend": config.backend.name,
         "device_name": device_name(plan.ctx.device),
         "git_commit": git_commit(root),
         "mlflow.source.git.commit": git_commit(root).removesuffix("-dirty"),
         "status": "running",
-        "block": cfg.block.name,
-        "norm": cfg.norm.name,
-        "act": cfg.act.name,
-        "precision": cfg.precision.name,
-        "resolution": str(cfg.resolution.size),
+        "block": config.block.name,
+        "norm": config.norm.name,
+        "act": config.act.name,
+        "precision": config.precision.name,
+        "resolution": str(config.resolution.size),
     }
     if plan.ctx.device.type == "cuda":
         # The physical GPU this run measured (launchers pick it: Ray and Slurm set CUDA_VISIBLE_DEVICES per job),
@@ -199,8 +218,8 @@ def run_job(
             run_name(cfg),
             tags,
             parent_run_id,
-            skip_done=resume_sweep and not cfg.run.force,
-            stale_after_s=cfg.run.stale_after_s,
+            skip_done=resume_sweep and not config.run.force,
+            stale_after_s=config.run.stale_after_s,
         )
         if claim.skipped:
             log.info("skip: %s: %s (run.force=true runs it again)", run_name(cfg), claim.reason)
@@ -216,20 +235,22 @@ def run_job(
     started = time.time()
     run_file_written: list[Path] = []
 
-    def write_run_file(status: str, metrics: dict[str, float], more_tags: dict[str, str]) -> None:
+    def write_run_file(status: str, result: JobResult | None, more_tags: dict[str, str]) -> None:
         """Tracking off: what the run would have logged, for ``python -m blockbench.record`` to log later."""
         config_tags = {**tags, CONFIG_HASH_TAG: resume.config_hash(fingerprint), **more_tags, "status": status.lower()}
         params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
         (plan.ctx.work_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        metrics = result.metrics if result else {}
+        files = result.engine_files if result else None
         path = record.write_run_file(
-            plan.ctx.work_dir, run_name(cfg), config_tags, params, metrics, status, started, fingerprint
+            plan.ctx.work_dir, run_name(cfg), config_tags, params, metrics, status, started, fingerprint, files
         )
         run_file_written.append(path)
         log.info("tracking off: the run is kept in %s (log it later: python -m blockbench.record <folder>)", path)
 
     try:
         if tracker and run_id:
-            tracker.keep_alive(run_id, cfg.run.heartbeat_s)
+            tracker.keep_alive(run_id, config.run.heartbeat_s)
             tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
             tracker.log_text(run_id, json.dumps(fingerprint, indent=2, sort_keys=True), "fingerprint.json")
         result = _execute(plan, stages)
@@ -239,15 +260,15 @@ def run_job(
             with stages("tracking"):
                 tracker.log_metrics(run_id, result.metrics)
                 tracker.set_tags(run_id, result.tags)
-                stored = log_run_files(tracker, run_id, cfg, plan.ctx.work_dir)
+                stored = log_run_files(tracker, run_id, cfg, plan.ctx.work_dir, result.engine_files)
                 tracker.log_metrics(run_id, {names.ARTIFACT_MB: stored / 2**20})
                 if result.failure is None:  # else everything is logged, and the run ends FAILED below
                     tracker.finish(run_id)
             result.metrics[names.ARTIFACT_MB] = stored / 2**20
-            _drop_logged_files(plan)
+            _drop_logged_files(plan, result.engine_files)
             log.info("tracking: run %s in %s — open with: %s", run_id, tracker.display_uri, tracker.ui_command())
         if tracker is None:
-            write_run_file("FAILED" if result.failure else "FINISHED", result.metrics, result.tags)
+            write_run_file("FAILED" if result.failure else "FINISHED", result, result.tags)
         if result.failure is not None:
             stages.current = result.failure.stage
             raise result.failure
@@ -259,7 +280,7 @@ def run_job(
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             with suppress(OSError):
                 error = {"error": f"{type(exc).__name__}: {exc}"[:5000], "error_stage": stages.current}
-                write_run_file(status, {}, error)
+                write_run_file(status, None, error)
         if tracker and run_id:
             tracker.fail(
                 run_id, exc, stages.current, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -275,8 +296,28 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
-    cfg, ctx = plan.cfg, plan.ctx
+@dataclass
+class _Engine:
+    """A job's built engine and what was made on the way: what timing, prebuilding and comparisons all start from."""
+
+    backend: Backend
+    build: BuildResult
+    step: InferenceStep | None  # None for a build-only job
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    reference: torch.Tensor | None = None  # PyTorch FP32's output for the timed input (parity)
+    agreement: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (input, FP32 top-1 class)
+
+
+@contextmanager
+def _built_engine(plan: JobPlan, stages: _Stages, references: bool) -> Iterator[_Engine]:
+    """The one job sequence up to a runnable engine: model, complexity, [references], ONNX, engine, step.
+
+    Every product comes from the content caches when it was made before. ``references``: also compute PyTorch
+    FP32's outputs the engine is checked against (before the export, which may cast the model). The engine is
+    released on exit.
+    """
+    config, ctx = plan.config, plan.ctx
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     set_numeric_mode(ctx.precision, ctx.cpu_threads)
     metrics: dict[str, float] = {}
@@ -284,7 +325,7 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     (ctx.work_dir / "environment.json").write_text(json.dumps(environment_record(ctx.device, project_root()), indent=2))
 
     with stages("model"):
-        model = build_model(cfg, ctx.device)
+        model = build_model(plan.cfg, ctx.device)
     with stages("complexity"):
         complexity, complexity_hit = _cached_complexity(plan)
     metrics["params_count"] = complexity.params
@@ -293,16 +334,17 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
     tags["complexity_cache"] = "hit" if complexity_hit else "miss"
 
     host_input = _job_input(plan)
-    agreement_inputs: list[torch.Tensor] = []
+    reference = None
+    agreement: list[tuple[torch.Tensor, torch.Tensor]] = []
     if ctx.build_only:
         log.info("build only: %s", plan.build_only_reason)
         tags["build_only"] = "true"
         tags["build_only_reason"] = plan.build_only_reason
-    else:
+    elif references:
         with stages("reference"):
             reference = _reference_output(model, host_input, ctx)
-            agreement_inputs = _agreement_inputs(plan) if ctx.precision != "fp32" else []
-            agreement_classes = [_reference_output(model, x, ctx).argmax(-1) for x in agreement_inputs]
+            inputs = _agreement_inputs(plan) if ctx.precision != "fp32" else []
+            agreement = [(x, _reference_output(model, x, ctx).argmax(-1)) for x in inputs]
     onnx_path: Path | None = None
     if plan.backend_class.needs_onnx:
         with stages("export"):
@@ -314,25 +356,34 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         metrics[names.EXPORT_S] = 0.0
         tags["onnx_export"] = "skipped (backend runs the PyTorch module)"
 
-    probe = MemoryProbe(ctx.device)
-    backend = plan.backend_class(plan.settings, ctx)
+    backend = plan.backend_class(config.backend, ctx)
     try:
         with stages("build"):
             start = time.perf_counter()
             build = backend.build(model.to(ctx.dtype), onnx_path)
-            step = None if ctx.build_only else backend.step(host_input, cfg.benchmark.mode)
+            step = None if ctx.build_only else backend.step(host_input, config.benchmark.mode)
             metrics[names.BUILD_S] = time.perf_counter() - start
         tags.update(build.tags)
         metrics.update(build.metrics)
-        if step is None:  # build-only: the engine is the result; nothing is run, so no parity and no latency
-            (ctx.work_dir / "engine_files.json").write_text(json.dumps([str(p) for p in build.engine_files]))
-            return JobResult(run_id=None, metrics=metrics, tags=tags)
+        yield _Engine(backend, build, step, metrics, tags, reference, agreement)
+    finally:
+        backend.close()
+        del model
 
-        parity_failure: list[ParityError] = []
+
+def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
+    """Build and measure one planned job; returns metrics, tags and files, and knows nothing of tracking."""
+    config, ctx = plan.config, plan.ctx
+    probe = MemoryProbe(ctx.device)
+    parity_failure: list[ParityError] = []
+    with _built_engine(plan, stages, references=True) as engine:
+        metrics, tags, step = engine.metrics, engine.tags, engine.step
+        if step is None:  # build-only: the engine is the result; nothing is run, so no parity and no latency
+            return JobResult(run_id=None, metrics=metrics, tags=tags, engine_files=engine.build.engine_files)
 
         def check_parity() -> None:
             """Right after the cold call: the error is recorded, and the latency is measured whatever it is."""
-            abs_err, rel_err = _parity(step.output(), reference)
+            abs_err, rel_err = _parity(step.output(), engine.reference)
             metrics[names.PARITY_MAX_ABS] = abs_err
             metrics[names.PARITY_REL_L2] = rel_err
             tolerance = precisions.TOLERANCE[ctx.precision]
@@ -340,31 +391,30 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
             tags["parity"] = "pass" if rel_err <= tolerance else "fail"
             if tags["parity"] == "fail":
                 message = (
-                    f"{cfg.backend.name} output differs from PyTorch FP32: relative L2 error {rel_err:.3g} > "
+                    f"{config.backend.name} output differs from PyTorch FP32: relative L2 error {rel_err:.3g} > "
                     f"{tolerance:.0e} allowed for precision={ctx.precision} (max abs {abs_err:.3g}); the latency is "
-                    f"measured and logged anyway (benchmark.parity={cfg.benchmark.parity})"
+                    f"measured and logged anyway (benchmark.parity={config.benchmark.parity})"
                 )
                 log.warning("parity: %s", message)
                 parity_failure.append(ParityError(message))
 
         meter = EnergyMeter(ctx.device)
         with stages("benchmark"):
-            latency = measure(step, _benchmark_settings(cfg), probe, on_first=check_parity, meter=meter)
-        after = backend.after_benchmark(step)
-        build.engine_files += after.engine_files
+            latency = measure(step, config.benchmark, probe, on_first=check_parity, meter=meter)
+        after = engine.backend.after_benchmark(step)
+        engine_files = engine.build.engine_files + after.engine_files
         tags.update(after.tags)
         metrics.update(after.metrics)
-        if agreement_inputs:  # after timing: the step's input buffer is overwritten
+        if engine.agreement:  # after timing: the step's input buffer is overwritten
             with stages("agreement"):
-                pairs = zip(agreement_inputs, agreement_classes, strict=True)
-                agree = [(step.run_on(x).argmax(-1) == classes).float() for x, classes in pairs]
+                agree = [(step.run_on(x).argmax(-1) == classes).float() for x, classes in engine.agreement]
             share = float(torch.cat(agree).mean())
             metrics[names.TOP1_AGREEMENT] = share
             log.info("parity: top-1 agreement with PyTorch FP32 %.3f over %d inputs", share, len(torch.cat(agree)))
-        tags["energy"] = energy_tag(meter, latency.energy, cfg.benchmark.cache)
-        if cfg.benchmark.attribution:
+        tags["energy"] = energy_tag(meter, latency.energy, config.benchmark.cache)
+        if config.benchmark.attribution:
             with stages("attribution"):
-                found = backend.attribute(step, attribution.ITERATIONS)
+                found = engine.backend.attribute(step, attribution.ITERATIONS)
             attribution.write(found, ctx.work_dir / attribution.FILE)
             summary = latency.summary()
             metrics.update(found.metrics(summary.get(names.LATENCY_MEDIAN) or summary.get(names.PIPELINED_MEDIAN, 0.0)))
@@ -376,17 +426,14 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
                 found.profiled_ms,
                 ", ".join(f"{name} {ms:.3f}" for name, ms in list(found.by_class().items())[:6]),
             )
-        (ctx.work_dir / "engine_files.json").write_text(json.dumps([str(p) for p in build.engine_files]))
-    finally:
-        backend.close()
     metrics.update(latency.summary())
     metrics["peak_memory_mb"] = probe.peak_mb
     tags["timer"] = latency.timer
-    tags["benchmark_mode"] = cfg.benchmark.mode
+    tags["benchmark_mode"] = config.benchmark.mode
     tags["latency_ci"] = statistics.METHOD
-    tags["timing"] = cfg.benchmark.timing
-    tags["cache_state"] = cfg.benchmark.cache
-    if cfg.benchmark.mode == "end_to_end":
+    tags["timing"] = config.benchmark.timing
+    tags["cache_state"] = config.benchmark.cache
+    if config.benchmark.mode == "end_to_end":
         tags["end_to_end_split"] = (
             "h2d/compute/d2h"
             if latency.phase_ms.size
@@ -403,35 +450,25 @@ def _execute(plan: JobPlan, stages: _Stages) -> JobResult:
         why = f"; GPU clock events {clock_event_names(ends[0])} -> {clock_event_names(ends[-1])}" if ends else ""
         tags["latency_unstable"] = f"CoV {cov:.1f} % > {limit:.1f} %{why}"
     _write_latencies(latency, ctx.work_dir / latencies.FILE)
-    failure = parity_failure[0] if parity_failure and cfg.benchmark.parity == "fail" else None
-    return JobResult(run_id=None, metrics=metrics, tags=tags, failure=failure)
+    failure = parity_failure[0] if parity_failure and config.benchmark.parity == "fail" else None
+    return JobResult(run_id=None, metrics=metrics, tags=tags, failure=failure, engine_files=engine_files)
 
 
 @contextmanager
 def open_step(plan: JobPlan) -> Iterator[InferenceStep | None]:
-    """The job's engine, built from the caches (or into them), as an inference step; released on exit.
+    """The job's engine as an inference step, built by the job's own sequence without timing or tracking.
 
-    No MLflow run and no timing: what prebuilding and interleaved comparisons need. None for a build-only job.
+    What prebuilding and interleaved comparisons need; None for a build-only job; released on exit.
     """
-    ctx = plan.ctx
-    ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    set_numeric_mode(ctx.precision, ctx.cpu_threads)
-    model = build_model(plan.cfg, ctx.device)
-    _cached_complexity(plan)
-    host_input = _job_input(plan)
-    onnx_path = _cached_export(plan, model, host_input)[0] if plan.backend_class.needs_onnx else None
-    backend = plan.backend_class(plan.settings, ctx)
     try:
-        backend.build(model.to(ctx.dtype), onnx_path)
-        yield None if ctx.build_only else backend.step(host_input, plan.cfg.benchmark.mode)
+        with _built_engine(plan, _Stages(), references=False) as engine:
+            yield engine.step
     finally:
-        backend.close()
-        del model
         _release_memory()
 
 
 def prebuild_job(cfg: DictConfig) -> None:
-    """Fill the caches a job's timed run reads, untimed and with no MLflow run: MAC count, ONNX export, engine.
+    """Execute a job without timing it: fill the caches its timed run reads (MAC count, ONNX export, engine).
 
     The engine is the backend's own cache (inductor's FX-graph and kernel caches for ``torch.compile``, the engine
     cache for TensorRT); building it means ``build`` plus the first call, which is where compilers do their work.
@@ -518,7 +555,7 @@ def _job_input(plan: JobPlan) -> torch.Tensor:
 def _cached_export(plan: JobPlan, model: torch.nn.Module, host_input: torch.Tensor) -> tuple[Path, bool]:
     """The job's ONNX file in its work dir, exported or copied (hash-checked) from the export cache; (path, hit)."""
     cfg, ctx = plan.cfg, plan.ctx
-    onnx_dtype = plan.backend_class.onnx_dtype(plan.settings, ctx)
+    onnx_dtype = plan.backend_class.onnx_dtype(plan.config.backend, ctx)
     sample = host_input.to(ctx.device, onnx_dtype)
     cache = ContentCache(ctx.cache_dir, "onnx")
     material = export_cache_material(cfg, ctx, onnx_dtype)
@@ -555,21 +592,6 @@ def _cached_quantized(plan: JobPlan, export_material: dict[str, Any], export_hit
     )
     entry.materialize(ctx.work_dir)
     return ctx.work_dir / INT8_ONNX_FILE, export_hit and entry.hit
-
-
-def _benchmark_settings(cfg: DictConfig) -> BenchmarkSettings:
-    b = cfg.benchmark
-    return BenchmarkSettings(
-        warmup_iters=b.warmup_iters,
-        warmup_s=b.warmup_s,
-        min_iters=b.min_iters,
-        min_s=b.min_s,
-        max_s=b.max_s,
-        batch_size=b.batch_size,
-        progress=b.progress,
-        timing=b.timing,
-        cache=b.cache,
-    )
 
 
 def _reference_output(model: torch.nn.Module, host_input: torch.Tensor, ctx: JobContext) -> torch.Tensor:
@@ -614,7 +636,7 @@ def _write_latencies(latency: LatencyResult, path: Path) -> None:
     latencies.write(path, series)
 
 
-def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) -> int:
+def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path, engine_files: list[Path]) -> int:
     """Log a run's files from its work folder (now, or later by :mod:`blockbench.record`); returns the bytes this
     run added to the artifact store."""
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -629,8 +651,7 @@ def log_run_files(tracker: Tracker, run_id: str, cfg: DictConfig, work: Path) ->
         for path in _onnx_files(work):
             added += _log_model_file(tracker, run_id, path, "onnx", cfg.tracking)
     if cfg.tracking.log_engine:
-        for name in json.loads((work / "engine_files.json").read_text()):
-            path = Path(name)
+        for path in engine_files:
             if path.is_file():
                 added += _log_model_file(tracker, run_id, path, "engine", cfg.tracking)
             elif path.is_dir():
@@ -678,12 +699,11 @@ def _log_model_file(tracker: Tracker, run_id: str, path: Path, folder: str, trac
     return 0
 
 
-def _drop_logged_files(plan: JobPlan) -> None:
+def _drop_logged_files(plan: JobPlan, engine_files: list[Path]) -> None:
     """Large model files logged to MLflow are not kept twice; the job folder keeps logs, config, latencies."""
-    cfg, work = plan.cfg, plan.ctx.work_dir
+    cfg, work = plan.config, plan.ctx.work_dir
     if cfg.tracking.log_engine:
-        for name in json.loads((work / "engine_files.json").read_text()):
-            path = Path(name)
+        for path in engine_files:
             if path.is_relative_to(work):
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     if cfg.tracking.log_onnx:

@@ -10,7 +10,6 @@ import dataclasses
 import math
 import os
 import tempfile
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,17 +52,6 @@ def check_finite(node: Mapping[str, Any], prefix: str = "") -> None:
             raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
 
 
-def check_run_options(cfg: DictConfig) -> None:
-    run = cfg.run
-    if not run.heartbeat_s > 0:
-        raise ConfigError(f"run.heartbeat_s={run.heartbeat_s!r} is not allowed; it must be > 0")
-    if not run.stale_after_s >= 2 * run.heartbeat_s:
-        raise ConfigError(
-            f"run.stale_after_s={run.stale_after_s!r} is not allowed; it must be >= 2 x run.heartbeat_s "
-            f"({2 * run.heartbeat_s!r}), or live runs on other hosts would be taken for dead"
-        )
-
-
 def check_complete(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain data; a missing value (``???``, ``~key``) or a broken interpolation is refused."""
     try:
@@ -77,19 +65,20 @@ def check_complete(cfg: DictConfig) -> dict[str, Any]:
 
 
 def unknown_keys(node: Any, schema: Any, prefix: str = "") -> list[str]:
-    """Keys of ``node`` that the dataclass ``schema`` lacks, recursively (``Any`` fields are not descended into).
+    """Keys of ``node`` that the dataclass ``schema`` lacks, recursively.
 
-    Hydra lets ``+key=value`` add a key to a structured config; a key no code reads would be logged as a
-    parameter and silently do nothing, so it is refused instead.
+    Hydra lets ``++key=value`` add a key to a structured config, and converting the config to objects drops it
+    without a word; a key no code reads would be logged as a parameter and silently do nothing, so it is refused.
+    A section is checked against its own class (``backend`` against the chosen backend's settings class).
     """
     if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
         return []
     names = {f.name for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
     unknown = [f"{prefix}{key}" for key in node if key not in names]
-    for key in names:
-        if key in node and dataclasses.is_dataclass(hints.get(key)):
-            unknown += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    for key in sorted(names):
+        child = node.get(key) if key in node else None
+        if isinstance(child, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(child)):
+            unknown += unknown_keys(child, OmegaConf.get_type(child), f"{prefix}{key}.")
     return unknown
 
 
@@ -102,6 +91,10 @@ def check_known_keys(cfg: DictConfig) -> None:
         known = cfg.get(section) if section else cfg
         extra = {key.rpartition(".")[2] for key in unknown if key.rpartition(".")[0] == section}
         allowed = ", ".join(str(k) for k in known if k not in extra) if isinstance(known, DictConfig) else ""
+        if section == "backend":
+            raise ConfigError(
+                f"{', '.join(unknown)}: no such setting of backend={cfg.backend.name}; its settings: {allowed}"
+            )
         raise ConfigError(
             f"{', '.join(unknown)}: no such setting (added with '+'?); nothing reads it. "
             f"{'Settings of ' + section + ': ' if section else 'Top-level keys: '}{allowed}"
@@ -112,6 +105,5 @@ def check_job(cfg: DictConfig) -> None:
     """The checks above for a composed job config (run before the value rules, which assume completeness)."""
     check_known_keys(cfg)
     check_finite(check_complete(cfg))
-    check_run_options(cfg)
     check_writable("work_dir", cfg.work_dir)
     check_writable("cache_dir", cfg.cache_dir)

@@ -44,8 +44,12 @@ def write_run_file(
     status: str,
     start_time: float,
     fingerprint: Mapping[str, Any],
+    engine_files: Sequence[Path] | None,
 ) -> Path:
-    """What an untracked job would have logged, atomically (a reader or a kill never sees half a file)."""
+    """What an untracked job would have logged, atomically (a reader or a kill never sees half a file).
+
+    ``engine_files``: the files the build produced (logged with the run), or None for a job that failed before.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
     record = {
@@ -57,10 +61,22 @@ def write_run_file(
         "tags": dict(tags),
         "params": dict(params),
         "metrics": {k: float(v) for k, v in metrics.items()},
+        "engine_files": None if engine_files is None else [str(p) for p in engine_files],
     }
     path = work_dir / RUN_FILE
     write_json(path, record)
     return path
+
+
+LEGACY_ENGINE_FILES = "engine_files.json"  # where folders written before run.json listed them kept the list
+
+
+def _engine_files(run: Mapping[str, Any], folder: Path) -> list[Path] | None:
+    """The engine files a run file lists; folders from older versions list them in ``engine_files.json``."""
+    if run.get("engine_files") is not None:
+        return [Path(p) for p in run["engine_files"]]
+    legacy = folder / LEGACY_ENGINE_FILES
+    return [Path(p) for p in json.loads(legacy.read_text())] if legacy.exists() else None
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -129,9 +145,10 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
         tracker.log_params(run_id, run["params"])
         tracker.log_metrics(run_id, run["metrics"])
         tracker.log_artifact(run_id, path.parent / "fingerprint.json")
-        if (path.parent / "engine_files.json").exists():  # got past the build: the files a tracked run logs
+        engine_files = _engine_files(run, path.parent)
+        if engine_files is not None:  # got past the build: the files a tracked run logs
             cfg = OmegaConf.load(path.parent / "config.yaml")
-            stored = log_run_files(tracker, run_id, cfg, path.parent)  # type: ignore[arg-type]
+            stored = log_run_files(tracker, run_id, cfg, path.parent, engine_files)  # type: ignore[arg-type]
             tracker.log_metrics(run_id, {ARTIFACT_MB: stored / 2**20})
         tracker.end(run_id, run["status"], end_time=run["end_time"])
         created.append(run_id)

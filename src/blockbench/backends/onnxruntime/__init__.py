@@ -14,7 +14,7 @@ from torch import nn
 
 from blockbench.attribution import Attribution, NodeIndex, merge
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
-from blockbench.backends.onnxruntime.settings import GRAPH_OPTIMIZATION_LEVELS, OnnxRuntimeSettings
+from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
 from blockbench.errors import BackendUnavailableError, ConfigError
 from blockbench.precisions import PRECISIONS
 
@@ -83,14 +83,6 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def check(cls, settings: OnnxRuntimeSettings, ctx: JobContext) -> None:
-        if settings.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
-            raise ConfigError(
-                f"backend.graph_optimization_level={settings.graph_optimization_level!r} is not allowed; "
-                f"choose one of: {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
-            )
-        for key in ("intra_op_threads", "inter_op_threads"):
-            if getattr(settings, key) < 0:
-                raise ConfigError(f"backend.{key}={getattr(settings, key)!r} is not allowed; it must be >= 0")
         provider = resolve_providers(settings, ctx)[0]
         allowed = SUPPORTED_PRECISIONS[provider]
         if ctx.precision not in allowed:

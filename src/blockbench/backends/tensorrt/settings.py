@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from blockbench import schema
 from blockbench.backends.base import BackendSettings
 from blockbench.backends.tensorrt.library import LIBRARIES
-from blockbench.errors import ConfigError
+from blockbench.schema import at_least, choice, refuse
 
 TYPINGS = ("strong", "weak")
 PROFILING_VERBOSITIES = ("detailed", "layer_names_only", "none")
@@ -28,22 +29,33 @@ class TensorRTSettings(BackendSettings):
     """``backend.*`` for ``backend=tensorrt``; defaults and comments in ``conf/backend/tensorrt.yaml``."""
 
     name: str = "tensorrt"
-    library: str = "tensorrt"
-    typing: str = "strong"
-    workspace_gb: float | None = None
+    library: str = choice(LIBRARIES, "tensorrt")
+    typing: str = choice(TYPINGS, "strong")
+    workspace_gb: float | None = at_least(0, None, strict=True)  # null: TensorRT's default (the whole device)
     builder_optimization_level: int = 3
-    avg_timing_iterations: int = 1
-    max_aux_streams: int | None = None
-    tiling_optimization_level: str | None = None
-    hardware_compatibility_level: str = "none"
-    profiling_verbosity: str = "detailed"
+    avg_timing_iterations: int = at_least(1, 1)
+    max_aux_streams: int | None = at_least(0, None)  # null: TensorRT's heuristic
+    tiling_optimization_level: str | None = choice(TILING_OPTIMIZATION_LEVELS, None)
+    hardware_compatibility_level: str = choice(HARDWARE_COMPATIBILITY_LEVELS, "none")
+    profiling_verbosity: str = choice(PROFILING_VERBOSITIES, "detailed")
     timing_cache: bool = True
     compute_capabilities: list[str] = field(default_factory=list)
     engine_cache: bool = True
     runtime_cache: bool | None = None
     cuda_graph: bool = False
     layer_profile: bool = False
-    log_level: str = "warning"
+    log_level: str = choice(LOG_LEVELS, "warning")
+
+    def check_rules(self, prefix: str) -> None:
+        if self.builder_optimization_level not in OPTIMIZATION_LEVELS:
+            rule = "it must be 0..5 (TensorRT's default is 3)"
+            raise refuse(f"{prefix}builder_optimization_level", self.builder_optimization_level, rule)
+        malformed = [c for c in self.compute_capabilities if not _CAPABILITY.match(str(c))]
+        if malformed or len(set(self.compute_capabilities)) != len(self.compute_capabilities):
+            rule = (
+                "give distinct capabilities as major.minor strings, e.g. ['8.6','8.9'], or [] for the library's default"
+            )
+            raise refuse(f"{prefix}compute_capabilities", list(self.compute_capabilities), rule)
 
     @property
     def uses_runtime_cache(self) -> bool:
@@ -69,42 +81,6 @@ BUILD_FIELDS = (
 RUN_FIELDS = ("name", "engine_cache", "runtime_cache", "cuda_graph", "layer_profile", "log_level")
 
 
-def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"backend.{key}={value!r} is not allowed; choose one of: {', '.join(choices)}")
-
-
 def validate_settings(settings: TensorRTSettings) -> None:
-    """Value rules the types cannot express, each error naming the ``backend.`` key; needs no TensorRT."""
-    _choice("library", settings.library, tuple(LIBRARIES))
-    _choice("typing", settings.typing, TYPINGS)
-    _choice("profiling_verbosity", settings.profiling_verbosity, PROFILING_VERBOSITIES)
-    _choice("hardware_compatibility_level", settings.hardware_compatibility_level, HARDWARE_COMPATIBILITY_LEVELS)
-    _choice("log_level", settings.log_level, LOG_LEVELS)
-    if settings.tiling_optimization_level is not None:
-        _choice("tiling_optimization_level", settings.tiling_optimization_level, TILING_OPTIMIZATION_LEVELS)
-    if settings.builder_optimization_level not in OPTIMIZATION_LEVELS:
-        raise ConfigError(
-            f"backend.builder_optimization_level={settings.builder_optimization_level!r} is not allowed; "
-            "it must be 0..5 (TensorRT's default is 3)"
-        )
-    if settings.workspace_gb is not None and not settings.workspace_gb > 0:
-        raise ConfigError(
-            f"backend.workspace_gb={settings.workspace_gb!r} is not allowed; it must be > 0, or null for TensorRT's "
-            "default (the whole device memory)"
-        )
-    if settings.avg_timing_iterations < 1:
-        raise ConfigError(
-            f"backend.avg_timing_iterations={settings.avg_timing_iterations!r} is not allowed; it must be >= 1"
-        )
-    if settings.max_aux_streams is not None and settings.max_aux_streams < 0:
-        raise ConfigError(
-            f"backend.max_aux_streams={settings.max_aux_streams!r} is not allowed; it must be >= 0, or null for "
-            "TensorRT's heuristic"
-        )
-    malformed = [c for c in settings.compute_capabilities if not _CAPABILITY.match(str(c))]
-    if malformed or len(set(settings.compute_capabilities)) != len(settings.compute_capabilities):
-        raise ConfigError(
-            f"backend.compute_capabilities={list(settings.compute_capabilities)} is not allowed; give distinct "
-            "capabilities as major.minor strings, e.g. ['8.6','8.9'], or [] for the library's default"
-        )
+    """Every value rule of ``backend.*``, each error naming the key; needs no TensorRT."""
+    schema.check(settings, "backend.")

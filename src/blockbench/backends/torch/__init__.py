@@ -16,9 +16,7 @@ from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobCon
 from blockbench.backends.torch.profile import compiled_rows, eager_rows
 from blockbench.backends.torch.quantize import fp32_modules, quantize_pt2e
 from blockbench.backends.torch.settings import (
-    COMPILE_MODES,
     SELF_GRAPHED_COMPILE_MODES,
-    TORCH_MODES,
     TorchSettings,
 )
 from blockbench.errors import ConfigError
@@ -48,13 +46,6 @@ class TorchBackend(Backend):
 
     @classmethod
     def check(cls, settings: TorchSettings, ctx: JobContext) -> None:
-        if settings.mode not in TORCH_MODES:
-            raise ConfigError(f"backend.mode={settings.mode!r} is not allowed; choose one of: {', '.join(TORCH_MODES)}")
-        if settings.compile_mode not in COMPILE_MODES:
-            raise ConfigError(
-                f"backend.compile_mode={settings.compile_mode!r} is not allowed; "
-                f"choose one of: {', '.join(COMPILE_MODES)}"
-            )
         if settings.mode == "cuda_graph" and not ctx.is_cuda:
             raise ConfigError("backend.mode=cuda_graph needs a CUDA device (hardware.device=cuda); this job is on cpu")
         if PRECISIONS[ctx.precision].quantized and ctx.is_cuda:

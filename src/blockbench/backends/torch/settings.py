@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from blockbench.backends.base import BackendSettings
+from blockbench.schema import choice
 
 TORCH_MODES = ("eager", "cuda_graph", "compile", "aoti")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -15,8 +16,8 @@ SELF_GRAPHED_COMPILE_MODES = ("reduce-overhead", "max-autotune")
 @dataclass
 class TorchSettings(BackendSettings):
     name: str = "torch"
-    mode: str = "eager"
-    compile_mode: str = "default"
+    mode: str = choice(TORCH_MODES, "eager")
+    compile_mode: str = choice(COMPILE_MODES, "default")
     compile_cuda_graph: bool = True  # replay compile/aoti output in a CUDA graph (CUDA only)
     channels_last: bool = False
     cudnn_benchmark: bool = True  # time cuDNN's algorithms once per shape and keep the fastest (static shapes)
