@@ -44,6 +44,20 @@ def test_every_group_option_composes(compose_cfg, group: str, option: str) -> No
         assert cfg[group].name == option
 
 
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_experiment_preset_composes_and_each_of_its_sweep_values_validates(compose_cfg, preset: str) -> None:
+    base = f"+experiment={preset}"
+    assert validate_core(compose_cfg(base)).tracking.experiment
+    params = OmegaConf.load(CONF / "experiment" / f"{preset}.yaml").hydra.sweeper.params
+    assert params, f"{preset} sweeps nothing"
+    for key, values in params.items():
+        for value in str(values).split(","):
+            validate_core(compose_cfg(base, f"{key}={value}"))
+
+
 def test_defaults_are_the_paper_baseline(compose_cfg) -> None:
     cfg = compose_cfg()
     assert (cfg.block.name, cfg.norm.name, cfg.act.name, cfg.resolution.size, cfg.precision.name) == (

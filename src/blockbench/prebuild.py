@@ -21,11 +21,12 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from unittest import mock
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -92,7 +93,7 @@ def prebuild(config: DictConfig) -> PrebuildSummary:
     started, start = time.time(), time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="blockbench-prebuild-") as scratch,
-        mock.patch.dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS=str(threads)),  # workers read it at import
+        _environment(TORCHINDUCTOR_COMPILE_THREADS=str(threads)),  # workers read it at import
         ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool,
     ):
         futures = [pool.submit(_build, overrides, f"{scratch}/{i}", done) for i, overrides in enumerate(jobs)]
@@ -126,6 +127,21 @@ def prebuild(config: DictConfig) -> PrebuildSummary:
         summary.seconds,
     )
     return summary
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the spawned workers to inherit, and restore the parent's afterwards."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
