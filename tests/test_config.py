@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from blockbench.backends import backend_class
 from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
 from blockbench.backends.torch.settings import TorchSettings
-from blockbench.config import validate_core
+from blockbench.config import typed_config
 from blockbench.errors import ConfigError
 from blockbench.pipeline import plan_job
 
@@ -50,12 +50,12 @@ PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_experiment_preset_composes_and_each_of_its_sweep_values_validates(compose_cfg, preset: str) -> None:
     base = f"+experiment={preset}"
-    assert validate_core(compose_cfg(base)).tracking.experiment
+    assert typed_config(compose_cfg(base)).tracking.experiment
     params = OmegaConf.load(CONF / "experiment" / f"{preset}.yaml").hydra.sweeper.params
     assert params, f"{preset} sweeps nothing"
     for key, values in params.items():
         for value in str(values).split(","):
-            validate_core(compose_cfg(base, f"{key}={value}"))
+            typed_config(compose_cfg(base, f"{key}={value}"))
 
 
 def test_defaults_are_the_paper_baseline(compose_cfg) -> None:
@@ -80,14 +80,14 @@ def test_blocks_per_stage_follows_the_block_unless_overridden(compose_cfg, block
 
 def test_all_combinations_validate(compose_cfg) -> None:
     for block, norm, act in itertools.product(GROUPS["block"], GROUPS["norm"], GROUPS["act"]):
-        validate_core(compose_cfg(f"block={block}", f"norm={norm}", f"act={act}", "resolution.size=512"))
+        typed_config(compose_cfg(f"block={block}", f"norm={norm}", f"act={act}", "resolution.size=512"))
 
 
 def test_backend_settings_are_typed(compose_cfg) -> None:
-    settings = validate_core(compose_cfg("backend=onnxruntime", "backend.intra_op_threads=2")).backend
+    settings = typed_config(compose_cfg("backend=onnxruntime", "backend.intra_op_threads=2")).backend
     assert backend_class(settings.name).name == "onnxruntime" and settings.intra_op_threads == 2
     assert isinstance(settings, OnnxRuntimeSettings)
-    settings = validate_core(compose_cfg("backend=torch", "backend.mode=compile")).backend
+    settings = typed_config(compose_cfg("backend=torch", "backend.mode=compile")).backend
     assert backend_class(settings.name).name == "torch" and settings.mode == "compile"
     assert isinstance(settings, TorchSettings)
 
@@ -121,7 +121,7 @@ def test_composition_rejects_typos_and_types(compose_cfg, override: str, fragmen
 )
 def test_value_rules_name_key_value_and_choices(compose_cfg, overrides: list[str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=r".") as info:
-        validate_core(compose_cfg(*overrides))
+        typed_config(compose_cfg(*overrides))
     assert fragment in str(info.value)
 
 

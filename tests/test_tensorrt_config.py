@@ -16,7 +16,7 @@ from blockbench.backends.tensorrt import TensorRTBackend
 from blockbench.backends.tensorrt.options import BuildOptions, check_device, onnx_dtype
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings, validate_settings
 from blockbench.backends.tensorrt.versions import FEATURES, TrtVersion, check_release, check_settings, supports
-from blockbench.config import validate_core
+from blockbench.config import typed_config
 from blockbench.errors import BackendUnavailableError, ConfigError
 from blockbench.pipeline import plan_job
 
@@ -30,14 +30,14 @@ def test_the_briefs_overrides_compose_into_typed_settings(compose_cfg) -> None:
         "backend=tensorrt", "backend.builder_optimization_level=5", "hardware.device=cuda:1", "backend.workspace_gb=4"
     )
     assert cfg.backend.name == "tensorrt" and cfg.hardware.device == "cuda:1"
-    settings = validate_core(cfg).backend
+    settings = typed_config(cfg).backend
     assert backend_class(settings.name) is TensorRTBackend
     assert settings == TensorRTSettings(builder_optimization_level=5, workspace_gb=4.0)
 
 
 def test_the_rtx_knobs_compose(compose_cfg) -> None:
     cfg = compose_cfg("backend=tensorrt", "backend.library=tensorrt_rtx", "backend.compute_capabilities=[8.6,'12.0']")
-    settings = validate_core(cfg).backend
+    settings = typed_config(cfg).backend
     assert settings.library == "tensorrt_rtx" and settings.compute_capabilities == ["8.6", "12.0"]
     assert settings.uses_runtime_cache and not TensorRTSettings().uses_runtime_cache
 

@@ -2,7 +2,7 @@
 
 The YAML tree in ``conf/`` supplies values; these dataclasses supply types, so a typo'd key or a value of the
 wrong type fails at composition with the key's full name. The value rules (choices, ranges, multiples of 32) are
-declared on the fields (:mod:`blockbench.schema`); :func:`validate_core` turns the composed config into these
+declared on the fields (:mod:`blockbench.schema`); :func:`typed_config` turns the composed config into these
 objects and enforces them, before any work or MLflow run starts. ``backend`` is the chosen backend's own
 settings class, typed the same way.
 """
@@ -220,7 +220,7 @@ def register_configs() -> None:
 register_configs()
 
 
-def validate_core(cfg: DictConfig) -> RunConfig:
+def typed_config(cfg: DictConfig) -> RunConfig:
     """The composed config as typed objects, every declared value rule enforced (:mod:`blockbench.schema`).
 
     Raises :class:`ConfigError` naming the key, the value and what is allowed.

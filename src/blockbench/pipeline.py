@@ -43,7 +43,7 @@ from blockbench.backends import Backend, BuildResult, InferenceStep, JobContext
 from blockbench.benchmark import LatencyResult, measure
 from blockbench.cache import ContentCache, sha256_file
 from blockbench.complexity import Complexity, measure_complexity
-from blockbench.config import RunConfig, project_root, validate_core
+from blockbench.config import RunConfig, project_root, typed_config
 from blockbench.energy import EnergyMeter, energy_tag
 from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, package_version
 from blockbench.errors import BlockbenchError, ConfigError, ParityError
@@ -102,7 +102,7 @@ class JobResult:
 def plan_job(cfg: DictConfig) -> JobPlan:
     """Validate every value and this machine's ability to run the job; raise ConfigError otherwise."""
     preflight.check_job(cfg)
-    config = validate_core(cfg)
+    config = typed_config(cfg)
     device = resolve_device(config.hardware.device)
     check_memory(cfg, device)
     settings = config.backend
