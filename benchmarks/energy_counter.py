@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pynvml
 import torch
+from job_rows import markdown, show_progress
 
 from blockbench.hardware import nvml_index
 
@@ -44,13 +45,18 @@ def busy(stop: threading.Event, device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def row(name: str, times: np.ndarray, values: np.ndarray, power: list[float]) -> str:
+def counter_row(name: str, times: np.ndarray, values: np.ndarray, power: list[float]) -> dict[str, str]:
+    """One table row: how often the counter changed, and the mean power it implies beside the power readings'."""
     gaps = np.diff(times) * 1000
     watts = (values[-1] - values[0]) / 1000 / (times[-1] - times[0]) if len(times) > 1 else float("nan")
-    return (
-        f"| {name} | {len(values)} | {np.median(gaps):.1f} | {np.percentile(gaps, 90):.1f} | {watts:.0f} | "
-        f"{np.mean(power):.0f} |"
-    )
+    return {
+        "load": name,
+        "counter changes": str(len(values)),
+        "median ms between changes": f"{np.median(gaps):.1f}",
+        "p90 ms": f"{np.percentile(gaps, 90):.1f}",
+        "W from counter": f"{watts:.0f}",
+        "W from power reading": f"{np.mean(power):.0f}",
+    }
 
 
 def main() -> None:
@@ -61,17 +67,17 @@ def main() -> None:
     pynvml.nvmlInit()
     handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index(device))
     print(f"{pynvml.nvmlDeviceGetName(handle)}, driver {pynvml.nvmlSystemGetDriverVersion()}")
-    print("| load | counter changes | median ms between changes | p90 ms | W from counter | W from power reading |")
-    print("|---|---|---|---|---|---|")
     stop = threading.Event()
     worker = threading.Thread(target=busy, args=(stop, device))
     worker.start()
     time.sleep(0.5)  # clocks ramp up
-    print(row("fp16 matmul loop", *poll(handle, args.seconds)), flush=True)
+    rows = [counter_row("fp16 matmul loop", *poll(handle, args.seconds))]
+    show_progress(rows[-1])
     stop.set()
     worker.join()
     time.sleep(0.5)
-    print(row("idle", *poll(handle, args.seconds)), flush=True)
+    rows.append(counter_row("idle", *poll(handle, args.seconds)))
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from job_rows import markdown, show_progress
 
+from blockbench import metric_names as names
 from blockbench.config import project_root
 from blockbench.hardware import set_numeric_mode
 from blockbench.models import build_model
@@ -32,6 +35,28 @@ CONFIGS = [
     ("vgg", "bn", "relu", 1024),
     ("mobilenet", "bn", "relu", 1024),
 ]
+AGREEMENT_PCT = 3.0  # the framework's median may differ from the bare loop's by this much
+
+
+def comparison_row(
+    config: tuple[str, str, str, int], framework: Mapping[str, float], bare: np.ndarray
+) -> dict[str, object]:
+    """One table row: the framework's median and CoV beside the bare loop's, and whether the medians agree."""
+    block, norm, act, size = config
+    bare_median = float(np.median(bare))
+    delta = 100 * (framework[names.LATENCY_MEDIAN] / bare_median - 1)
+    return {
+        "block": block,
+        "norm": norm,
+        "act": act,
+        "res": size,
+        "framework median ms": f"{framework[names.LATENCY_MEDIAN]:.4f}",
+        "framework CoV %": f"{100 * framework[names.LATENCY_COV]:.2f}",
+        "bare replay median ms": f"{bare_median:.4f}",
+        "bare CoV %": f"{100 * bare.std() / bare.mean():.2f}",
+        "delta %": f"{delta:+.2f}",
+        f"within {AGREEMENT_PCT:.0f} %": "yes" if abs(delta) <= AGREEMENT_PCT else "NO",
+    }
 
 
 def bare_replay_ms(cfg: object, device: torch.device, iters: int) -> np.ndarray:
@@ -96,24 +121,13 @@ def main() -> None:
                 ],
             )
             framework = run_job(cfg).metrics
-            bare = bare_replay_ms(cfg, device, args.iters)
-            bare_median = float(np.median(bare))
-            delta = 100 * (framework["latency_ms_median"] / bare_median - 1)
-            rows.append(
-                f"| {block} | {norm} | {act} | {size} | {framework['latency_ms_median']:.4f} | "
-                f"{100 * framework['latency_cov']:.2f} | {bare_median:.4f} | {100 * bare.std() / bare.mean():.2f} | "
-                f"{delta:+.2f} | {'yes' if abs(delta) <= 3 else 'NO'} |"
-            )
-            print(rows[-1], flush=True)
-    header = [
+            rows.append(comparison_row((block, norm, act, size), framework, bare_replay_ms(cfg, device, args.iters)))
+            show_progress(rows[-1])
+    header = (
         f"Device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; precision {args.precision}; "
-        f"batch 1; {args.iters} timed iterations each.",
-        "",
-        "| block | norm | act | res | framework median ms | framework CoV % | bare replay median ms | bare CoV % "
-        "| delta % | within 3 % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    table = "\n".join(header + rows)
+        f"batch 1; {args.iters} timed iterations each."
+    )
+    table = f"{header}\n\n{markdown(rows)}"
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from rows_csv import write_rows
+from job_rows import markdown, show_progress, with_interval, write_rows
 
-from blockbench import latencies, statistics
+from blockbench import latencies
 from blockbench import metric_names as names
+from blockbench.compare import Comparison, compare_samples
 from blockbench.config import project_root
 from blockbench.errors import BlockbenchError
 from blockbench.pipeline import run_job
@@ -35,13 +37,25 @@ ENGINES = {
 }
 
 
-def speedup(fp32: Path, other: Path, seed: int) -> tuple[float, float, float]:
-    """FP32 median / other median and its bootstrap interval, from the two runs' kept per-request samples."""
-    a, b = (latencies.read((folder / latencies.FILE).read_text()) for folder in (fp32, other))
-    rng = np.random.default_rng(seed)
-    boot = statistics.bootstrap_medians(a, rng) / statistics.bootstrap_medians(b, rng)
-    low, high = statistics.interval(boot)
-    return float(np.median(a) / np.median(b)), low, high
+def kept_samples(work_dir: Path) -> np.ndarray:
+    """The per-request samples a job kept in its work folder."""
+    return latencies.read((work_dir / latencies.FILE).read_text())
+
+
+def precision_row(job: Mapping[str, str], metrics: Mapping[str, float], speedup: Comparison | None) -> dict[str, str]:
+    """One table row: the median with its interval, the speed-up over FP32 (if any), parity and top-1 agreement."""
+    agreement = metrics.get(names.TOP1_AGREEMENT)
+    return {
+        **job,
+        "median ms [95 % CI]": with_interval(
+            metrics, names.LATENCY_MEDIAN, names.LATENCY_MEDIAN_CI_LOW, names.LATENCY_MEDIAN_CI_HIGH
+        ),
+        "speed-up vs FP32 [95 % CI]": (
+            "" if speedup is None else f"{speedup.ratio:.2f}× [{speedup.low:.2f}, {speedup.high:.2f}]"
+        ),
+        "parity rel. L2": f"{metrics[names.PARITY_REL_L2]:.3g}",
+        "top-1 agreement": "" if agreement is None else f"{agreement:.2f}",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,17 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overrides", nargs="*", default=[], help="applied to every job (e.g. model.channels=...)")
     args = parser.parse_args(argv)
     rows: list[dict[str, object]] = []
-    print(
-        "| block | norm | engine | precision | median ms [95 % CI] | speed-up vs FP32 [95 % CI] | parity rel. L2 | "
-        "top-1 agreement |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    table: list[dict[str, str]] = []
     with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
         for block in BLOCKS:
             for norm in NORMS:
                 for engine, (engine_overrides, precisions) in ENGINES.items():
-                    folders: dict[str, Path] = {}
+                    fp32_folder: Path | None = None
                     for precision in precisions:
+                        job = {"block": block, "norm": norm, "engine": engine, "precision": precision}
                         folder = args.work_dir / f"{block}-{norm}-{engine.replace(' ', '_')}-{precision}"
                         overrides = [
                             f"block={block}",
@@ -77,26 +88,21 @@ def main(argv: list[str] | None = None) -> int:
                             f"work_dir={folder}",
                         ]
                         try:
-                            m = run_job(compose("config", overrides=overrides)).metrics
+                            metrics = run_job(compose("config", overrides=overrides)).metrics
                         except BlockbenchError as exc:
-                            print(f"| {block} | {norm} | {engine} | {precision} | failed: {exc} | | | |", flush=True)
-                            rows.append({"block": block, "norm": norm, "engine": engine, "precision": precision,
-                                         "error": str(exc)})  # fmt: skip
+                            rows.append({**job, "error": str(exc)})
+                            table.append({**job, "median ms [95 % CI]": f"failed: {exc}"})
+                            show_progress(table[-1])
                             continue
-                        folders[precision] = folder
-                        ratio = ""
-                        if precision != "fp32" and "fp32" in folders:
-                            r, low, high = speedup(folders["fp32"], folder, statistics.SEED)
-                            ratio = f"{r:.2f}× [{low:.2f}, {high:.2f}]"
-                        agreement = m.get(names.TOP1_AGREEMENT)
-                        low, high = m[names.LATENCY_MEDIAN_CI_LOW], m[names.LATENCY_MEDIAN_CI_HIGH]
-                        print(
-                            f"| {block} | {norm} | {engine} | {precision} | {m[names.LATENCY_MEDIAN]:.3f} "
-                            f"[{low:.3f}, {high:.3f}] | {ratio} | {m[names.PARITY_REL_L2]:.3g} | "
-                            f"{'' if agreement is None else f'{agreement:.2f}'} |",
-                            flush=True,
-                        )
-                        rows.append({"block": block, "norm": norm, "engine": engine, "precision": precision, **m})
+                        speedup = None  # FP32 median / this median: compare_samples' B / A with A = this run
+                        if precision == "fp32":
+                            fp32_folder = folder
+                        elif fp32_folder is not None:
+                            speedup = compare_samples(kept_samples(folder), kept_samples(fp32_folder))
+                        rows.append({**job, **metrics})
+                        table.append(precision_row(job, metrics, speedup))
+                        show_progress(table[-1])
+    print(markdown(table))
     if args.csv:
         write_rows(args.csv, rows, ("block", "norm"))
     return 0

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from rows_csv import write_rows
+from job_rows import markdown, show_progress, with_interval, write_rows
 
 from blockbench import metric_names as names
 from blockbench.config import project_root
@@ -32,6 +33,21 @@ CONFIGS = [
 TIMING = ["benchmark.timing=both", "benchmark.min_iters=300", "benchmark.min_s=1", "benchmark.progress=false"]
 
 
+def condition_row(config: str, cache: str, metrics: Mapping[str, float]) -> dict[str, str]:
+    """One table row: both timings' medians with their 95 % intervals, and the per-request spread."""
+    return {
+        "config": config,
+        "cache": cache,
+        "per-request median ms [95 % CI]": with_interval(
+            metrics, names.LATENCY_MEDIAN, names.LATENCY_MEDIAN_CI_LOW, names.LATENCY_MEDIAN_CI_HIGH
+        ),
+        "pipelined ms/inference [95 % CI]": with_interval(
+            metrics, names.PIPELINED_MEDIAN, names.PIPELINED_MEDIAN_CI_LOW, names.PIPELINED_MEDIAN_CI_HIGH
+        ),
+        "CoV %": f"{100 * metrics[names.LATENCY_COV]:.2f}",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=CONFIGS, help="one quoted override list per configuration")
@@ -39,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/blockbench-timing-conditions"))
     parser.add_argument("--csv", type=Path, help="write every job's metrics here")
     args = parser.parse_args(argv)
-    rows = []
-    print("| config | cache | per-request median ms [95 % CI] | pipelined ms/inference [95 % CI] | CoV % |")
-    print("|---|---|---|---|---|")
+    rows, table = [], []
     with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
         for number, config in enumerate(args.configs):
             for cache in ("warm", "flushed"):
@@ -53,16 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                     "tracking.enabled=false",
                     f"work_dir={args.work_dir / f'{number}-{cache}'}",
                 ]
-                result = run_job(compose("config", overrides=overrides))
-                m = result.metrics
-                rows.append({"config": config, "cache": cache, "overrides": " ".join(args.overrides), **m})
-                print(
-                    f"| {config} | {cache} | {m[names.LATENCY_MEDIAN]:.3f} [{m[names.LATENCY_MEDIAN_CI_LOW]:.3f}, "
-                    f"{m[names.LATENCY_MEDIAN_CI_HIGH]:.3f}] | {m[names.PIPELINED_MEDIAN]:.3f} "
-                    f"[{m[names.PIPELINED_MEDIAN_CI_LOW]:.3f}, {m[names.PIPELINED_MEDIAN_CI_HIGH]:.3f}] | "
-                    f"{100 * m[names.LATENCY_COV]:.2f} |",
-                    flush=True,
-                )
+                metrics = run_job(compose("config", overrides=overrides)).metrics
+                rows.append({"config": config, "cache": cache, "overrides": " ".join(args.overrides), **metrics})
+                table.append(condition_row(config, cache, metrics))
+                show_progress(table[-1])
+    print(markdown(table))
     if args.csv:
         write_rows(args.csv, rows, ("config", "cache"))
     return 0

@@ -16,6 +16,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from job_rows import markdown, show_progress
 
 from blockbench.models.network import BlockNet, initialise
 
@@ -39,14 +40,26 @@ def time_variant(run: Callable[[], None], stream: torch.cuda.Stream, variant: st
     return np.asarray([s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)])
 
 
+def spread_row(net: str, mode: str, variant: str, samples: np.ndarray) -> dict[str, str]:
+    """One table row: the median of one timing method, its CoV and how far the tail (p99) sits above the median."""
+    median = float(np.median(samples))
+    return {
+        "net": net,
+        "mode": mode,
+        "variant": variant,
+        "median ms": f"{median:.4f}",
+        "CoV %": f"{100 * samples.std() / samples.mean():.2f}",
+        "p99/median": f"{np.percentile(samples, 99) / median:.3f}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--iters", type=int, default=2000)
     args = parser.parse_args()
     device = torch.device(args.device)
-    print("| net | mode | variant | median ms | CoV % | p99/median |")
-    print("|---|---|---|---|---|---|")
+    rows = []
     for block, norm, act, size, bps in NETS:
         model = initialise(BlockNet(block, norm, act, [64, 128, 256, 512, 1024], bps, 10), 0, size, device).half()
         x = torch.randn(1, 3, size, size, device=device, dtype=torch.float16)
@@ -62,14 +75,11 @@ def main() -> None:
             with torch.no_grad():
                 time_variant(run, stream, "sync", args.iters // 4)  # warm-up: clocks up, caches warm
                 for variant in ("sync", "prefill", "queued"):
-                    s = time_variant(run, stream, variant, args.iters)
-                    med = float(np.median(s))
-                    print(
-                        f"| {block}-{norm}-{act}-{size} | {mode} | {variant} | {med:.4f} | "
-                        f"{100 * s.std() / s.mean():.2f} | {np.percentile(s, 99) / med:.3f} |",
-                        flush=True,
-                    )
+                    samples = time_variant(run, stream, variant, args.iters)
+                    rows.append(spread_row(f"{block}-{norm}-{act}-{size}", mode, variant, samples))
+                    show_progress(rows[-1])
         torch.cuda.empty_cache()
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

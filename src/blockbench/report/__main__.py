@@ -6,6 +6,13 @@ Examples::
     python -m blockbench.report --compare-paper --out docs/report
     python -m blockbench.report --parent-run <id> --parent-run <id2>   # several sweeps in one report
     python -m blockbench.report --all-runs --no-log               # every run of the experiment, nothing logged
+
+Commands for the tables committed under ``docs/`` (the newest run of each configuration, across sessions)::
+
+    python -m blockbench.report runs-table --tracking-uri sqlite:///docs/gpu/h100_mlflow.db --column backend.mode
+    python -m blockbench.report runs-table --tracking-uri sqlite:///mlflow.db --metrics engine_size_mb,build_s
+    python -m blockbench.report best-mode --tracking-uri sqlite:///a.db --experiment paper \\
+        --tracking-uri sqlite:///b.db --experiment blockbench --out docs/gpu/best_mode.md
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from blockbench.config import default_tracking_uri, project_root
-from blockbench.report import build_report
+from blockbench.report import best_mode, build_report, runs_table
 from blockbench.report.data import ReportDataError, load_runs
 from blockbench.report.peaks import DevicePeaks
+from blockbench.report.tables import displayed, to_markdown
 
 log = logging.getLogger("blockbench.report")
 
@@ -61,7 +69,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="where device peaks are cached (default: %(default)s)",
     )
     parser.add_argument("--no-log", action="store_true", help="do not log the report as artifacts of the sweep")
-    return parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", title="commands (default: the report)", metavar="COMMAND")
+    table = commands.add_parser(
+        "runs-table",
+        help="per configuration, the latency of each value of a param, or chosen metrics (newest run counts)",
+        description=runs_table.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    table.add_argument("--tracking-uri", required=True, help="MLflow store")
+    table.add_argument("--experiment", default="blockbench", help="MLflow experiment (default: %(default)s)")
+    table.add_argument(
+        "--column", default="backend.mode", help="param whose values become columns (default: %(default)s)"
+    )
+    table.add_argument("--metrics", help="comma-separated metric names: tabulate these instead of latencies")
+    table.add_argument("--out", type=Path, help="write the Markdown here (and the raw values as .json)")
+    best = commands.add_parser(
+        "best-mode",
+        help="the fastest torch mode per configuration across stores, beside the issue's FP16 reference",
+        description=best_mode.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    best.add_argument("--tracking-uri", action="append", required=True, help="MLflow store; repeat for several")
+    best.add_argument("--experiment", action="append", help="one per --tracking-uri (default: blockbench)")
+    best.add_argument("--out", type=Path, help="write the Markdown tables here (and the long table as .csv)")
+    args = parser.parse_args(argv)
+    if args.command == "best-mode":
+        args.experiment = args.experiment or ["blockbench"] * len(args.tracking_uri)
+        if len(args.experiment) != len(args.tracking_uri):
+            best.error("give one --experiment per --tracking-uri")
+    return args
 
 
 def _load_peaks(paths: Sequence[Path]) -> list[DevicePeaks]:
@@ -85,15 +121,9 @@ def log_to_parents(uri: str, experiment: str, parents: Sequence[str], out_dir: P
         log.info("report: logged as artifact 'report/' of run %s", run_id)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        runs = load_runs(args.tracking_uri, args.experiment, None if args.all_runs else (args.parent_run or ["latest"]))
-    except ReportDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def report_command(args: argparse.Namespace) -> int:
+    """The report of one or more sweeps (or every run): tables, figures, findings, roofline, logged to the sweeps."""
+    runs = load_runs(args.tracking_uri, args.experiment, None if args.all_runs else (args.parent_run or ["latest"]))
     parent_ids = [p["run_id"] for p in runs.parents]
     out = args.out or project_root() / "reports" / (parent_ids[0] if parent_ids else "all-runs")
     report = build_report(
@@ -114,6 +144,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_to_parents(args.tracking_uri, args.experiment, parent_ids, out)
         print(f"  logged as artifact 'report/' of sweep run(s) {', '.join(parent_ids)}")
     return 0
+
+
+def runs_table_command(args: argparse.Namespace) -> int:
+    """Print the runs table of one store; with ``--out`` also write it (Markdown and JSON)."""
+    frame = load_runs(args.tracking_uri, args.experiment, None).frame
+    if args.metrics:
+        table = runs_table.metrics_by_config(frame, args.metrics.split(","))
+    else:
+        table = runs_table.latency_by_param(frame, args.column)
+    print(to_markdown(displayed(table)))
+    if args.out:
+        runs_table.write_runs_table(table, frame, args.out)
+    return 0
+
+
+def best_mode_command(args: argparse.Namespace) -> int:
+    """Print the best torch mode per configuration; with ``--out`` also write it (Markdown, long table as CSV)."""
+    best = best_mode.best_per_config(
+        best_mode.torch_variants(list(zip(args.tracking_uri, args.experiment, strict=True)))
+    )
+    text = best_mode.best_mode_markdown(best)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+        best.to_csv(args.out.with_suffix(".csv"), index=False, float_format="%.4f")
+    return 0
+
+
+COMMANDS = {None: report_command, "runs-table": runs_table_command, "best-mode": best_mode_command}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except ReportDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

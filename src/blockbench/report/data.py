@@ -87,6 +87,16 @@ def ordered(axis: str, values: Sequence[Any]) -> list[Any]:
     return sorted(set(values), key=lambda v: order_key(axis, v))
 
 
+def sort_rows(table: pd.DataFrame, by: Sequence[str], paper_order: Sequence[str] = ("block",)) -> pd.DataFrame:
+    """Rows sorted by the columns ``by``: those in ``paper_order`` in the paper's order of their axis, others by
+    value (committed tables keep the order they were published in)."""
+
+    def key(column: pd.Series) -> pd.Series:
+        return column.map(lambda v: order_key(str(column.name), v)) if column.name in paper_order else column
+
+    return table.sort_values(list(by), key=key).reset_index(drop=True)
+
+
 def store_lock(uri: str) -> AbstractContextManager[object]:
     """The pipeline's lock on an sqlite store (concurrent sweeps write to it), or nothing where there is none."""
     try:
@@ -314,14 +324,11 @@ def variant_keys(frame: pd.DataFrame) -> list[str]:
     candidates = ["backend", "device_name"] + [
         c for c in frame.columns if c.startswith("params.") and not c.removeprefix("params.").startswith(IGNORED_PARAMS)
     ]
-    keys = []
-    groups = frame.groupby(list(AXES), dropna=False)
-    for column in candidates:
-        if column not in frame:
-            continue
-        if any(group[column].dropna().astype(str).nunique() > 1 for _, group in groups):
-            keys.append(column)
-    return keys
+    columns = [c for c in candidates if c in frame]
+    values = frame[columns]
+    as_text = values.astype(str).where(values.notna())  # 1 and "1" are one value; missing stays missing
+    differing = as_text.groupby([frame[axis] for axis in AXES], dropna=False).nunique().gt(1).any()
+    return [c for c in columns if differing[c]]
 
 
 def make_label(row: pd.Series, keys: Sequence[str]) -> str:
@@ -362,6 +369,17 @@ def cells(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
         out.append(record)
     columns = [*AXES, "label", "value", "n_runs", "n_failed", "state", "params_count", "macs", "run_ids"]
     return pd.DataFrame(out, columns=columns)
+
+
+def newest_per_config(frame: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """The newest FINISHED run of each configuration (and value of ``keys``), for tables gathered over several
+    sessions, where a re-run supersedes an older run instead of being a repeat (that is :func:`cells`' median).
+
+    A column the newest run lacks keeps the value of the newest run that has it; a run without a value for one
+    of ``keys`` is left out.
+    """
+    done = frame[frame["status"] == "FINISHED"].sort_values("start_time")
+    return done.groupby([*AXES, *keys], as_index=False).last()
 
 
 def _mode(series: pd.Series | None) -> float:

@@ -155,6 +155,20 @@ def build_tables(runs: RunSet, metric: str = "latency_ms_median", compare_paper:
     return tables
 
 
+def fmt_value(value: object) -> str:
+    """A cell of a table of raw values: missing -> ``—``, a whole number without decimals, else 3 decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_RUN_MARK
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else fmt_ms(value)
+    return str(value)
+
+
+def displayed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every value as :func:`fmt_value` shows it, ready for :func:`to_markdown`."""
+    return frame.map(fmt_value)
+
+
 _NUMERIC = re.compile(r"^(—|FAILED|[-+]?\d[\d.,]*(e[-+]?\d+)?\s*(×|%|K|M|G|ms)?)$")
 
 
