@@ -30,10 +30,12 @@ from blockbench.report.findings import REPRODUCED, compute_findings
 from blockbench.report.paper import PAPER_ROWS
 from blockbench.report.peaks import DevicePeaks, get_peaks, measure
 from blockbench.report.roofline import (
-    blocknet_footprint,
+    activation_elements,
+    blocknet_activation_elements,
     compute_roofline,
-    measure_footprint,
+    footprint,
     roofline_floor,
+    run_footprint,
 )
 from blockbench.report.tables import ID_COLUMNS, PAPER_COLUMNS, build_tables
 from tests.helpers import ROOT, TINY, run_main, store_runs
@@ -190,6 +192,7 @@ class SyntheticStore:
         device: str = SYNTHETIC_DEVICE,
         build_only: bool = False,
         samples: Sequence[float] | None = None,
+        log_macs: bool = True,
     ) -> str:
         tags = {
             "mlflow.parentRunId": parent,
@@ -235,7 +238,8 @@ class SyntheticStore:
             rows = "".join(f"per_request,{i},{v:.6f}\n" for i, v in enumerate(samples))
             self.client.log_text(run_id, "timing,sample,latency_ms\n" + rows, "latencies.csv")
         self.client.log_metric(run_id, "params_count", 1000.0)
-        self.client.log_metric(run_id, "macs", 2e6)
+        if log_macs:
+            self.client.log_metric(run_id, "macs", 2e6)
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
@@ -430,11 +434,13 @@ def test_footprint_hooks_match_a_hand_count() -> None:
         nn.Flatten(),
         nn.Linear(4, 2),
     )
-    fp = measure_footprint(model, torch.zeros(1, 3, 8, 8), bytes_per_element=4)
-    assert fp.flops == 2 * 256 * 27 + 2 * 2 * 4 == 13840
-    assert fp.params == 4 * 3 * 3 * 3 + 4 * 2 + 2 == 118
-    assert fp.weight_bytes == 118 * 4
     # (in + out) elements: conv 192+256, maxpool 256+64, avgpool 64+4, linear 4+2 = 842
+    assert activation_elements(model, torch.zeros(1, 3, 8, 8)) == 842
+    assert sum(p.numel() for p in model.parameters()) == 4 * 3 * 3 * 3 + 4 * 2 + 2 == 118
+    # The FLOPs are the logged MACs (here the hand count: 256 x 27 + 2 x 4 = 6920), twice.
+    fp = footprint(macs_per_image=6920, params=118, batch_size=1, activation_elements=842, bytes_per_element=4)
+    assert fp.flops == 2 * 256 * 27 + 2 * 2 * 4 == 13840
+    assert fp.weight_bytes == 118 * 4
     assert fp.activation_bytes == 842 * 4
     floor = roofline_floor(fp.flops, fp.total_bytes, peak_tflops=1e-3, bandwidth_gbps=1.0)
     assert floor.compute_s == pytest.approx(13840 / 1e9)  # 1e-3 TFLOP/s = 1e9 FLOP/s
@@ -442,15 +448,44 @@ def test_footprint_hooks_match_a_hand_count() -> None:
     assert floor.floor_s == floor.compute_s and floor.bound == "compute"
 
 
+def _run_row(macs: float, params: float, batch_size: int = 1) -> pd.Series:
+    """A tidy run row as the report reads it: the tiny ConvNeXt at 32x32 in FP16 with the given logged counts."""
+    return pd.Series(
+        {
+            "block": "convnext",
+            "norm": "ln",
+            "act": "gelu",
+            "resolution": 32,
+            "precision": "fp16",
+            "macs": macs,
+            "params_count": params,
+            "params.model.channels": "[8, 8, 16, 16, 32]",
+            "params.model.blocks_per_stage": "1",
+            "params.model.num_classes": "10",
+            "params.benchmark.batch_size": str(batch_size),
+        }
+    )
+
+
 def test_meta_footprint_of_the_network_matches_the_real_model() -> None:
+    from blockbench.complexity import count_macs, count_params
     from blockbench.models.network import BlockNet
 
     real = BlockNet("convnext", "ln", "gelu", [8, 8, 16, 16, 32], 1, 10)
-    fp = blocknet_footprint("convnext", "ln", "gelu", (8, 8, 16, 16, 32), 1, 10, 32, 1, "fp16")
-    assert fp.params == sum(p.numel() for p in real.parameters())
-    assert fp.weight_bytes == 2 * fp.params
-    measured = measure_footprint(real.eval(), torch.zeros(1, 3, 32, 32), 2)
-    assert (fp.flops, fp.activation_bytes) == (measured.flops, measured.activation_bytes)
+    elements = blocknet_activation_elements("convnext", "ln", "gelu", (8, 8, 16, 16, 32), 1, 10, 32, 1)
+    assert elements == activation_elements(real.eval(), torch.zeros(1, 3, 32, 32))
+    macs, params = count_macs(real, 32, "thop"), count_params(real)  # what the pipeline logs for this run
+    fp = run_footprint(_run_row(macs, params))
+    assert (fp.flops, fp.weight_bytes, fp.activation_bytes) == (2 * macs, 2 * params, 2 * elements)
+
+
+def test_roofline_flops_are_twice_the_logged_macs_times_the_batch() -> None:
+    """The logged MACs count one image (complexity.count_macs); a timed inference is a whole batch."""
+    one = run_footprint(_run_row(macs=3e6, params=1000, batch_size=1))
+    four = run_footprint(_run_row(macs=3e6, params=1000, batch_size=4))
+    assert one.flops == 2 * 3e6 and four.flops == 2 * 3e6 * 4
+    assert four.weight_bytes == one.weight_bytes == 2 * 1000  # FP16 weights, read once per batch
+    assert four.activation_bytes == 4 * one.activation_bytes
 
 
 def test_roofline_of_synthetic_runs_uses_given_peaks_and_marks_unknown_devices(tmp_path: Path) -> None:
@@ -461,13 +496,32 @@ def test_roofline_of_synthetic_runs_uses_given_peaks_and_marks_unknown_devices(t
     peaks = DevicePeaks(SYNTHETIC_DEVICE, "cuda", {"fp32": 0.001}, copy_gbps=1.0)
     roof = compute_roofline(load_runs(store.uri, "blockbench"), "latency_ms_median", tmp_path / "cache", False, [peaks])
     known = roof.table[roof.table["device_name"] == SYNTHETIC_DEVICE].iloc[0]
-    fp = blocknet_footprint("vgg", "bn", "relu", (8, 8, 16, 16, 32), 1, 10, 64, 1, "fp32")
-    floor_ms = max(fp.flops / 1e9, fp.total_bytes / 1e9) * 1e3
+    assert known["gflop"] == pytest.approx(2 * 2e6 / 1e9)  # 2 x the run's logged macs (2e6), batch 1
+    elements = blocknet_activation_elements("vgg", "bn", "relu", (8, 8, 16, 16, 32), 1, 10, 64, 1)
+    total_bytes = 4 * (1000 + elements)  # the logged params_count (1000) and the activations, FP32
+    floor_ms = max(2 * 2e6 / 1e9, total_bytes / 1e9) * 1e3
     assert known["floor_ms"] == pytest.approx(floor_ms)
     assert known["x_floor"] == pytest.approx(2.0 / floor_ms)
     unknown = roof.table[roof.table["device_name"] != SYNTHETIC_DEVICE].iloc[0]
     assert math.isnan(unknown["floor_ms"]) and math.isnan(unknown["x_floor"])  # missing, not zero
     assert any("no measured peaks for 'Unknown Device (test data)'" in note for note in roof.notes)
+
+
+def test_a_run_without_logged_macs_gets_no_floor_and_the_roofline_says_why(tmp_path: Path) -> None:
+    store = SyntheticStore(tmp_path)
+    parent = store.parent("sweep without macs")
+    store.child(parent, "vgg", "bn", "relu", 64, "fp32", 2.0)
+    store.child(parent, "mobilenet", "bn", "relu", 64, "fp32", 1.0, log_macs=False)  # as before MACs were logged
+    runs = load_runs(store.uri, "blockbench")
+    peaks = DevicePeaks(SYNTHETIC_DEVICE, "cuda", {"fp32": 0.001}, copy_gbps=1.0)
+    roof = compute_roofline(runs, "latency_ms_median", tmp_path / "cache", False, [peaks])
+    rows = roof.table.set_index("block")
+    assert rows.loc["vgg", "floor_ms"] > 0
+    for column in ("gflop", "floor_ms", "x_floor", "achieved_tflops"):
+        assert math.isnan(rows.loc["mobilenet", column]), column  # not guessed from another counter
+    assert rows.loc["mobilenet", "measured_ms"] == 1.0
+    (note,) = [n for n in roof.notes if n.startswith("no FLOPs")]
+    assert note == "no FLOPs and no floor for 1 configuration(s), no logged `macs`: mobilenet-bn-relu-64-fp32 (torch)"
 
 
 @pytest.mark.parametrize(
@@ -482,9 +536,10 @@ def test_the_memory_floor_counts_only_bytes_beyond_the_cache(tmp_path: Path, cac
     peaks = DevicePeaks(SYNTHETIC_DEVICE, "cuda", {"fp32": 1e6}, copy_gbps=1.0, cache_bytes=cache)
     roof = compute_roofline(load_runs(store.uri, "blockbench"), "latency_ms_median", tmp_path / "cache", False, [peaks])
     row = roof.table.iloc[0]
-    fp = blocknet_footprint("vgg", "bn", "relu", (8, 8, 16, 16, 32), 1, 10, 64, 1, "fp32")
-    assert 2**17 < fp.total_bytes < 2**20  # the tiny network fits in 1 MiB, not in 128 KiB
-    dram = fp.total_bytes if cache == 0 else max(0, fp.total_bytes - cache)
+    elements = blocknet_activation_elements("vgg", "bn", "relu", (8, 8, 16, 16, 32), 1, 10, 64, 1)
+    total_bytes = 4 * (1000 + elements)  # the logged params_count (1000) and the activations, FP32
+    assert 2**17 < total_bytes < 2**20  # the tiny network fits in 1 MiB, not in 128 KiB
+    dram = total_bytes if cache == 0 else max(0, total_bytes - cache)
     assert row["memory_floor_ms"] == pytest.approx(dram / 1e9 * 1e3)
     assert row["memory_level"].startswith(level), row["memory_level"]
 

@@ -9,6 +9,9 @@ within ``1 ± MARGIN``, and *cannot tell* otherwise. The margin absorbs what the
 made minutes apart drift by a few percent (clocks, temperature, kernel choices). The paper's tables, and runs
 without samples, have no interval: their point ratio is placed by the same rule. A claim's verdict counts its cells
 in each class; "holds" only when every tested cell holds.
+
+This module holds that rule, the arithmetic every claim shares (cells, pairs, intervals, detail rows) and the
+output; the claims themselves are a table of specifications in :mod:`blockbench.report.claims`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +36,8 @@ from blockbench.report.data import (
     RunSet,
     cells,
     load_samples,
-    make_label,
-    ordered,
 )
-from blockbench.report.paper import PAPER_STATED, PAPER_TEXT_CLAIMS, paper_records
+from blockbench.report.paper import paper_records
 from blockbench.report.tables import to_markdown
 from blockbench.statistics import (
     EQUIVALENT,
@@ -130,7 +131,7 @@ def tally(verdicts: pd.Series, scope: str = "cells") -> str:
 
 def tally_magnitude(verdicts: pd.Series) -> str:
     """Overall verdict of a "≈ N× faster" claim: how many cells reproduce the number, keep only the direction,
-    contradict it, or show no difference / cannot tell."""
+    contradict it, or show no difference / cannot tell; ``mixed`` only when the cells disagree."""
     verdicts = pd.Series(verdicts)
     verdicts = verdicts[verdicts != NOT_TESTED]
     if verdicts.empty:
@@ -138,10 +139,9 @@ def tally_magnitude(verdicts: pd.Series) -> str:
     counts = verdicts.value_counts()
     parts = [f"{counts[v]} {v}" for v in (REPRODUCED, DIRECTION_ONLY, CONTRADICTED, SAME, UNCLEAR) if counts.get(v, 0)]
     n = len(verdicts)
-    if counts.get(REPRODUCED, 0) == n:
-        head = REPRODUCED
-    elif counts.get(CONTRADICTED, 0) == n:
-        head = CONTRADICTED
+    uniform = [v for v in (REPRODUCED, CONTRADICTED, SAME) if counts.get(v, 0) == n]
+    if uniform:
+        head = uniform[0]
     elif counts.get(REPRODUCED, 0) + counts.get(DIRECTION_ONLY, 0) == n:
         head = DIRECTION_ONLY
     else:
@@ -310,125 +310,7 @@ def ordered_rank(axis: str, value: object) -> tuple[int, str]:
     return (int(rank[0]), str(rank[1]).zfill(8))
 
 
-# --- the paper's claims ---------------------------------------------------------------------------------
-
-COLUMNS_PAIR = {
-    "block": "Architecture",
-    "resolution": "Resolution",
-    "norm": "Norm",
-    "act": "Act",
-    "precision": "Precision",
-    "label": "Engine",
-}
-
-
-def norm_speedup(ours: pd.DataFrame, paper: pd.DataFrame, fast: str, slow: str) -> pd.DataFrame:
-    mine = pairs(ours, "norm", slow, fast)
-    ref = pairs(paper, "norm", slow, fast)
-    return with_paper(mine, ref, ["block", "act", "resolution", "precision"])
-
-
-def claim_bn_faster_than_ln(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    rows = sort_rows(norm_speedup(ours, paper, "bn", "ln"))
-    rows["verdict"] = directions(rows)
-    ref = pairs(paper, "norm", "ln", "bn")
-    details = pretty(
-        rows,
-        {
-            **{k: v for k, v in COLUMNS_PAIR.items() if k != "norm"},
-            "den_ms": "BN (ms)",
-            "num_ms": "LN (ms)",
-            "ratio": "LN/BN",
-            "paper_ratio": "paper LN/BN",
-            "verdict": "verdict",
-        },
-    )
-    return Finding(
-        "bn_faster_than_ln",
-        "BN is faster than LN",
-        PAPER_TEXT_CLAIMS["bn_faster_than_ln"],
-        f"BN faster in {directions(ref).count(HOLDS)} of {len(ref)} cells; LN/BN {spread(ref['ratio'])}",
-        f"LN/BN {spread(rows['ratio'])}",
-        tally(rows["verdict"]),
-        details,
-    )
-
-
-def claim_mobilenet_fp16_bn_vs_ln(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    rows = norm_speedup(ours, paper, "bn", "ln")
-    rows = sort_rows(rows[(rows["block"] == "mobilenet") & (rows["precision"] == "fp16")])
-    stated = PAPER_STATED["mobilenet_fp16_bn_vs_ln"]
-    assert isinstance(stated, dict)
-    rows["paper_stated"] = rows["resolution"].map(stated)
-    rows["verdict"] = magnitudes(rows)
-    ref = pairs(paper, "norm", "ln", "bn")
-    ref = ref[(ref["block"] == "mobilenet") & (ref["precision"] == "fp16")]
-    paper_text = "; ".join(
-        f"{r}: text ≈{v:g}×, tables {' / '.join(x(t) for t in ref[ref['resolution'] == r]['ratio'])} (ReLU / GELU)"
-        for r, v in stated.items()
-    )
-    ours_text = (
-        "; ".join(
-            f"{r}: {spread(rows[rows['resolution'] == r]['ratio'])}"
-            for r in ordered("resolution", list(rows["resolution"]))
-        )
-        or "no MobileNet FP16 runs with both BN and LN"
-    )
-    details = pretty(
-        rows,
-        {
-            "resolution": "Resolution",
-            "act": "Act",
-            "label": "Engine",
-            "den_ms": "BN (ms)",
-            "num_ms": "LN (ms)",
-            "ratio": "LN/BN",
-            "paper_ratio": "paper LN/BN (tables)",
-            "paper_stated": "paper (text)",
-            "verdict": "verdict",
-        },
-    )
-    return Finding(
-        "mobilenet_fp16_bn_vs_ln",
-        "MobileNet FP16: BN ≈ 3×, 2×, 1.6× faster than LN at 64 / 256 / 1024",
-        PAPER_TEXT_CLAIMS["mobilenet_fp16_bn_vs_ln"],
-        paper_text,
-        ours_text,
-        tally_magnitude(rows["verdict"]),
-        details,
-    )
-
-
-def claim_relu_faster_than_gelu(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    mine = pairs(ours, "act", "gelu", "relu")
-    ref = pairs(paper, "act", "gelu", "relu")
-    rows = sort_rows(with_paper(mine, ref, ["block", "norm", "resolution", "precision"]))
-    rows["verdict"] = directions(rows)
-    details = pretty(
-        rows,
-        {
-            **{k: v for k, v in COLUMNS_PAIR.items() if k != "act"},
-            "den_ms": "ReLU (ms)",
-            "num_ms": "GELU (ms)",
-            "ratio": "GELU/ReLU",
-            "paper_ratio": "paper GELU/ReLU",
-            "verdict": "verdict",
-        },
-    )
-    paper_holds = directions(ref).count(HOLDS)
-    return Finding(
-        "relu_faster_than_gelu",
-        "ReLU is faster than GELU",
-        PAPER_TEXT_CLAIMS["relu_faster_than_gelu"],
-        f"ReLU faster beyond {MARGIN:.0%} in only {paper_holds} of {len(ref)} cells of its own tables; "
-        f"GELU/ReLU {spread(ref['ratio'])}",
-        f"GELU/ReLU {spread(rows['ratio'])}",
-        tally(rows["verdict"]),
-        details,
-    )
-
-
-def _fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
+def fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (other keys): keep tf32 where it exists, else fp32, relabelled ``fp32`` (the paper's FP32 column)."""
     tf32 = frame[frame["precision"] == "tf32"]
     fp32 = frame[frame["precision"] == "fp32"]
@@ -439,486 +321,20 @@ def _fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([tf32.assign(precision="fp32"), fp32_only, rest], ignore_index=True)
 
 
-def claim_fp16_widens_gaps(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    """Per cell, the gap at FP16 over the gap at FP32: (LN/BN at FP16) / (LN/BN at FP32), likewise GELU/ReLU."""
-    parts = []
-    for name, axis, slow, fast in (("LN/BN", "norm", "ln", "bn"), ("GELU/ReLU", "act", "gelu", "relu")):
-        for source, frame in (("ours", _fp32_class(ours)), ("paper", paper)):
-            gaps = pairs(frame, axis, slow, fast).drop(columns=["num_ms", "den_ms", "low", "high"])
-            gaps = gaps.rename(columns={"ratio": "value"}).assign(**{axis: ""})  # the axis the gap is across
-            wider = pairs(gaps, "precision", "fp16", "fp32").rename(
-                columns={"num_ms": "fp16_ratio", "den_ms": "fp32_ratio"}
-            )
-            parts.append(wider.assign(gap=name, source=source))
-    columns = [
-        "gap",
-        "source",
-        *[k for k in KEYS if k != "precision"],
-        "fp32_ratio",
-        "fp16_ratio",
-        "ratio",
-        "low",
-        "high",
-    ]
-    table = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
-    table["verdict"] = directions(table)
-    mine, ref = table[table["source"] == "ours"], table[table["source"] == "paper"]
-    details = pretty(
-        sort_rows(table),
-        {
-            "gap": "gap",
-            "source": "source",
-            "block": "Architecture",
-            "resolution": "Resolution",
-            "norm": "Norm",
-            "act": "Act",
-            "label": "Engine",
-            "fp32_ratio": "at FP32 (TF32 if run)",
-            "fp16_ratio": "at FP16",
-            "ratio": "FP16 gap / FP32 gap",
-            "verdict": "wider at FP16?",
-        },
-    )
-    return Finding(
-        "fp16_widens_gaps",
-        "The BN/LN and ReLU/GELU gaps are larger at FP16",
-        PAPER_TEXT_CLAIMS["fp16_widens_gaps"],
-        f"{tally(ref['verdict'])}; gap ratio {spread(ref['ratio'])}",
-        f"gap ratio {spread(mine['ratio'])}",
-        tally(mine["verdict"]),
-        details,
-    )
+# --- the findings in writing ------------------------------------------------------------------------------
 
 
-EXTREME_KEYS = ["norm", "act", "resolution", "precision", "label"]
-
-
-def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFrame:
-    """Per configuration with >= 2 blocks: the fastest (slowest) block, and ``block`` against its strongest rival,
-    as ``ratio`` > 1 when ``block`` wins (rival/block for fastest, block/rival for slowest), with its interval."""
-    records = []
-    for key, group in frame.groupby(EXTREME_KEYS):
-        if group["block"].nunique() < 2:
-            continue
-        ranked = group.sort_values("value", ascending=fastest)
-        winner = ranked.iloc[0]
-        record = {
-            **dict(zip(EXTREME_KEYS, key, strict=True)),
-            "winner": winner["block"],
-            "value": winner["value"],
-            "n_blocks": group["block"].nunique(),
-            "ratio": math.nan,
-            "boot": None,
-        }
-        mine = group[group["block"] == block]
-        if len(mine):
-            claimed = mine.iloc[0]
-            rival = ranked[ranked["block"] != block].iloc[0]
-            num, den = (rival, claimed) if fastest else (claimed, rival)
-            record["ratio"] = num["value"] / den["value"]
-            record["boot"] = ratio_bootstrap(num["boot"], den["boot"])
-        records.append(record)
-    columns = [*EXTREME_KEYS, "winner", "value", "n_blocks", "ratio", "boot"]
-    return with_interval(pd.DataFrame(records, columns=columns)).drop(columns="boot")
-
-
-def claim_extreme(ours: pd.DataFrame, paper: pd.DataFrame, block: str, fastest: bool) -> Finding:
-    mine, ref = _extreme_block(ours, block, fastest), _extreme_block(paper, block, fastest)
-    # A configuration where the claimed block was not run (or failed) cannot test the claim.
-    for table in (mine, ref):
-        table["verdict"] = directions(table)
-    word = "fastest" if fastest else "slowest"
-    mine = sort_rows(mine)
-    mine["winner"] = mine["winner"].map(lambda v: BLOCK_NAMES.get(v, v))
-    details = pretty(
-        mine.rename(columns={"value": "winner_ms"}),
-        {
-            "resolution": "Resolution",
-            "norm": "Norm",
-            "act": "Act",
-            "precision": "Precision",
-            "label": "Engine",
-            "n_blocks": "blocks run",
-            "winner": word,
-            "winner_ms": "its latency (ms)",
-            "ratio": f"{BLOCK_NAMES[block]} vs its closest rival",
-            "verdict": "verdict",
-        },
-    )
-    claim_id = "mobilenet_fastest" if fastest else "convnext_slowest"
-    paper_hits = int((ref["winner"] == block).sum())
-    ours_hits = int((mine["verdict"] == HOLDS).sum())
-    tested = int((mine["verdict"] != NOT_TESTED).sum())
-    return Finding(
-        claim_id,
-        f"{BLOCK_NAMES[block]} is the {word} block",
-        PAPER_TEXT_CLAIMS[claim_id],
-        f"{BLOCK_NAMES[block]} {word} in {paper_hits} of {len(ref)} configurations",
-        f"{BLOCK_NAMES[block]} {word} beyond ±{MARGIN:.0%} in {ours_hits} of {tested} configurations with ≥ 2 blocks",
-        tally(mine["verdict"], "configurations"),
-        details,
-    )
-
-
-def _what_is_missing(
-    ours: pd.DataFrame,
-    slow_blocks: tuple[str, ...],
-    fast_blocks: tuple[str, ...],
-    scope: Callable[[pd.DataFrame], pd.Series],
-    scope_text: str,
-) -> str:
-    """Why a block-ratio claim has no cell: no run in its scope at all, or which of its blocks never ran there."""
-    here = ours[scope(ours)] if len(ours) else ours
-    if here.empty:
-        return f"no runs in scope: {scope_text}"
-    ran = set(here["block"])
-    missing = [BLOCK_NAMES[b] for b in (*slow_blocks, *fast_blocks) if b not in ran]
-    if missing:
-        return f"{scope_text} was run, but without {' or '.join(dict.fromkeys(missing))} to compare"
-    slow = "/".join(BLOCK_NAMES[b] for b in slow_blocks)
-    fast = "/".join(BLOCK_NAMES[b] for b in fast_blocks)
-    return f"no {slow} run pairs with a {fast} run of the same norm, activation and precision in {scope_text}"
-
-
-def block_ratio_claim(
-    ours: pd.DataFrame,
-    paper: pd.DataFrame,
-    claim_id: str,
-    title: str,
-    slow_blocks: tuple[str, ...],
-    fast_blocks: tuple[str, ...],
-    scope: Callable[[pd.DataFrame], pd.Series],
-    scope_text: str,
-) -> Finding:
-    """Ratios slow/fast block per cell, each against the paper's; the verdict only over the claim's scope."""
-    parts = []
-    for slow in slow_blocks:
-        for fast in fast_blocks:
-            mine = pairs(ours, "block", slow, fast).assign(pair=f"{BLOCK_NAMES[slow]}/{BLOCK_NAMES[fast]}")
-            ref = pairs(paper, "block", slow, fast)
-            parts.append(with_paper(mine, ref, ["norm", "act", "resolution", "precision"]))
-    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
-    if rows.empty:
-        rows = pd.DataFrame(columns=[*KEYS, "pair", "ratio", "low", "high", "paper_ratio", "num_ms", "den_ms"])
-    rows["in_scope"] = scope(rows) if len(rows) else pd.Series(dtype=bool)
-    rows["verdict"] = magnitudes(rows)
-    in_scope = rows[rows["in_scope"]]
-    stated = PAPER_STATED[claim_id]
-    ref_all = pd.concat([pairs(paper, "block", s, f) for s in slow_blocks for f in fast_blocks], ignore_index=True)
-    ref_scope = ref_all[scope(ref_all)] if len(ref_all) else ref_all
-    outside = rows[~rows["in_scope"]]
-    ours_text = f"{scope_text}: {spread(in_scope['ratio'])}; geometric mean {x(geomean(in_scope['ratio']))}"
-    if len(outside):
-        ours_text += f"; elsewhere {spread(outside['ratio'])}"
-    details = pretty(
-        rows.assign(in_scope=rows["in_scope"].map({True: "yes", False: ""})),
-        {
-            "pair": "ratio of",
-            **{k: v for k, v in COLUMNS_PAIR.items() if k != "block"},
-            "num_ms": "slower (ms)",
-            "den_ms": "faster (ms)",
-            "ratio": "ratio",
-            "paper_ratio": "paper ratio",
-            "in_scope": "claim's scope",
-            "verdict": "verdict",
-        },
-    )
-    verdict = tally_magnitude(in_scope["verdict"])
-    if verdict == NOT_TESTED:
-        verdict = f"{NOT_TESTED} ({_what_is_missing(ours, slow_blocks, fast_blocks, scope, scope_text)})"
-    return Finding(
-        claim_id,
-        title,
-        PAPER_TEXT_CLAIMS[claim_id],
-        f"text ≈{stated:g}×; tables, {scope_text}: {spread(ref_scope['ratio'])}, geometric mean "
-        f"{x(geomean(ref_scope['ratio']))}",
-        ours_text,
-        verdict,
-        details,
-    )
-
-
-def claim_ln_fp16_slower_at_64(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    mine = _fp32_class(ours)
-    mine = pairs(mine[(mine["norm"] == "ln") & (mine["resolution"] == 64)], "precision", "fp16", "fp32")
-    ref = pairs(paper[(paper["norm"] == "ln") & (paper["resolution"] == 64)], "precision", "fp16", "fp32")
-    rows = sort_rows(
-        mine.merge(
-            ref[["block", "act", "ratio"]].rename(columns={"ratio": "paper_ratio"}), on=["block", "act"], how="left"
-        )
-    )
-    rows["in_scope"] = rows["block"] == "mobilenet"
-    rows["verdict"] = directions(rows)
-    ref_mn = ref[ref["block"] == "mobilenet"]
-    details = pretty(
-        rows.assign(in_scope=rows["in_scope"].map({True: "yes", False: ""})),
-        {
-            "block": "Architecture",
-            "act": "Act",
-            "label": "Engine",
-            "den_ms": "FP32/TF32 (ms)",
-            "num_ms": "FP16 (ms)",
-            "ratio": "FP16/FP32",
-            "paper_ratio": "paper FP16/FP32",
-            "in_scope": "claim's scope",
-            "verdict": "FP16 slower?",
-        },
-    )
-    verdict = tally(rows[rows["in_scope"]]["verdict"])
-    return Finding(
-        "ln_fp16_slower_at_64",
-        "LN at 64×64: FP16 slower than FP32 (MobileNet)",
-        PAPER_TEXT_CLAIMS["ln_fp16_slower_at_64"],
-        f"MobileNet FP16/FP32 {' / '.join(x(v) for v in ref_mn['ratio'])} (ReLU / GELU); other blocks "
-        f"{spread(ref[ref['block'] != 'mobilenet']['ratio'])}",
-        f"MobileNet {spread(rows[rows['in_scope']]['ratio'])}; other blocks {spread(rows[~rows['in_scope']]['ratio'])}",
-        verdict if verdict != NOT_TESTED else f"{NOT_TESTED} (needs LN runs at 64×64 in FP16 and FP32/TF32)",
-        details,
-    )
-
-
-# --- what the paper could not see -----------------------------------------------------------------------
-
-
-def new_ln_vs_native(ours: pd.DataFrame) -> Finding:
-    rows = sort_rows(pairs(ours, "norm", "ln", "ln_native"))
-    rows["verdict"] = faster_words(rows, "ln_native", "ln")
-    vs_bn = pairs(ours, "norm", "ln_native", "bn")
-    details = pretty(
-        rows,
-        {
-            **{k: v for k, v in COLUMNS_PAIR.items() if k != "norm"},
-            "num_ms": "LN hand-written (ms)",
-            "den_ms": "LN native (ms)",
-            "ratio": "ln/ln_native",
-            "verdict": "verdict",
-        },
-    )
-    return Finding(
-        "ln_vs_ln_native",
-        "Hand-written LN vs one LayerNormalization op (`ln` vs `ln_native`)",
-        "new: the paper only has the hand-written LN; does a fused LayerNormalization close the gap to BN?",
-        "not measured in the paper",
-        f"ln/ln_native {spread(rows['ratio'])}; ln_native/bn {spread(vs_bn['ratio'])}",
-        count_faster(rows, "ln_native", "ln") if len(rows) else f"{NOT_TESTED} (needs ln and ln_native runs)",
-        details,
-        new=True,
-    )
-
-
-def new_eager_vs_compiled(runs: RunSet, metric: str, samples: dict[str, np.ndarray]) -> Finding:
-    title = "PyTorch eager vs CUDA graph / torch.compile"
-    claim = "new: how much of eager's latency is framework overhead that graph capture or compilation removes?"
-    frame = runs.frame
-    mode_key = "params.backend.mode"
-    if mode_key not in frame or frame[mode_key].dropna().nunique() < 2 or "eager" not in set(frame[mode_key]):
-        needs = "needs torch runs with backend.mode=eager and another mode"
-        return Finding("eager_vs_compiled", title, claim, "not measured in the paper", needs, NOT_TESTED, new=True)
-    torch_runs = frame[frame[mode_key].notna()].copy()
-    keys = [k for k in runs.variant_keys if k != mode_key]
-    # Label without the mode, so eager and compiled runs of one configuration meet in one pair.
-    torch_runs["label"] = [make_label(row, keys) + "\x00" + row[mode_key] for _, row in torch_runs.iterrows()]
-    grid = cells(torch_runs, metric)
-    grid = with_bootstrap(grid[grid["state"] == OK].reset_index(drop=True), samples)
-    grid[["label", "mode"]] = grid["label"].str.split("\x00", expand=True)
-    grid = grid[[*KEYS, "mode", "value", "boot"]]
-    others = sorted(m for m in grid["mode"].unique() if m != "eager")
-    parts = [pairs(grid, "mode", "eager", m, [*KEYS, "mode"]).assign(mode=m) for m in others]
-    empty = pd.DataFrame(columns=["mode", "ratio", "low", "high"])
-    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else empty
-    rows["verdict"] = [
-        which_faster(r, lo, hi, m, "eager")
-        for r, lo, hi, m in zip(rows["ratio"], rows["low"], rows["high"], rows["mode"], strict=True)
-    ]
-    details = pretty(
-        rows,
-        {
-            "mode": "vs mode",
-            **COLUMNS_PAIR,
-            "num_ms": "eager (ms)",
-            "den_ms": "other mode (ms)",
-            "ratio": "eager/other",
-            "verdict": "verdict",
-        },
-    )
-    modes = list(dict.fromkeys(rows["mode"]))
-    return Finding(
-        "eager_vs_compiled",
-        title,
-        claim,
-        "not measured in the paper",
-        "; ".join(f"eager/{m}: {spread(rows[rows['mode'] == m]['ratio'])}" for m in modes) or "no pairs",
-        "; ".join(f"{m}: {count_faster(rows[rows['mode'] == m], m, 'eager')}" for m in modes) or NOT_TESTED,
-        details,
-        new=True,
-    )
-
-
-def new_engines(ours: pd.DataFrame, labels: list[str]) -> Finding:
-    records = []
-    for i, a in enumerate(labels):
-        for b in labels[i + 1 :]:
-            merged = pairs(ours, "label", b, a)
-            if merged.empty:
-                continue
-            d = pd.Series(directions(merged))
-            records.append(
-                {
-                    "pair": f"{b} / {a}",
-                    "cells": len(merged),
-                    "median_ratio": merged["ratio"].median(),
-                    "min_ratio": merged["ratio"].min(),
-                    "max_ratio": merged["ratio"].max(),
-                    "a_faster": int((d == HOLDS).sum()),
-                    "b_faster": int((d == REVERSED).sum()),
-                    "same": int((d == SAME).sum()),
-                    "unclear": int((d == UNCLEAR).sum()),
-                }
-            )
-    columns = ["pair", "cells", "median_ratio", "min_ratio", "max_ratio", "a_faster", "b_faster", "same", "unclear"]
-    table = pd.DataFrame(records, columns=columns)
-    details = pretty(
-        table,
-        {
-            "pair": "B / A",
-            "cells": "cells",
-            "median_ratio": "median B/A",
-            "min_ratio": "min",
-            "max_ratio": "max",
-            "a_faster": "A faster",
-            "b_faster": "B faster",
-            "same": f"equivalent (±{MARGIN:.0%})",
-            "unclear": UNCLEAR,
-        },
-    )
-    counted = (("cells", "cells"), ("A faster", "a_faster"), ("B faster", "b_faster"))
-    counted += ((f"equivalent (±{MARGIN:.0%})", "same"), (UNCLEAR, "unclear"))
-    for title, key in counted:
-        if title in details:
-            details[title] = table[key].astype(int).astype(str).values
-    return Finding(
-        "engines",
-        "Engines compared cell by cell",
-        "new: the same configuration on every engine the sweep ran",
-        "not measured in the paper (TensorRT only)",
-        "; ".join(f"{r['pair']}: median {x(r['median_ratio'])} over {r['cells']} cells" for _, r in table.iterrows())
-        or "only one engine in these runs",
-        "measured" if len(table) else NOT_TESTED,
-        details,
-        new=True,
-    )
-
-
-# (slower, faster) pairs the precision finding compares, where both were run on the same engine and configuration.
-PRECISION_PAIRS = (
-    ("fp32", "tf32"),
-    ("fp32", "fp16"),
-    ("tf32", "fp16"),
-    ("fp32", "bf16"),
-    ("tf32", "bf16"),
-    ("fp32", "int8"),
-    ("fp16", "int8"),
-    ("bf16", "int8"),
-)
-
-
-def new_precisions(ours: pd.DataFrame, paper: pd.DataFrame) -> Finding:
-    parts = []
-    for slow, fast in PRECISION_PAIRS:
-        mine = pairs(ours, "precision", slow, fast)
-        if mine.empty:
-            continue
-        if (slow, fast) in (("fp32", "fp16"), ("tf32", "fp16")):
-            ref = pairs(paper, "precision", "fp32", "fp16")[["block", "norm", "act", "resolution", "ratio"]]
-            mine = mine.merge(
-                ref.rename(columns={"ratio": "paper_ratio"}), on=["block", "norm", "act", "resolution"], how="left"
-            )
-        parts.append(mine.assign(pair=f"{PRECISION_NAMES[slow]}/{PRECISION_NAMES[fast]}"))
-    empty = pd.DataFrame(columns=["pair", "ratio", "low", "high"])
-    rows = sort_rows(pd.concat(parts, ignore_index=True)) if parts else empty
-    rows["verdict"] = faster_words(rows, "lower precision", "higher precision")
-    ref_all = pairs(paper, "precision", "fp32", "fp16")
-    details = pretty(
-        rows,
-        {
-            "pair": "ratio of",
-            **{k: v for k, v in COLUMNS_PAIR.items() if k != "precision"},
-            "num_ms": "higher precision (ms)",
-            "den_ms": "lower precision (ms)",
-            "ratio": "speed-up",
-            "paper_ratio": "paper FP32/FP16",
-            "verdict": "verdict",
-        },
-    )
-    return Finding(
-        "precisions",
-        "What lower precision buys",
-        "new: speed-up of TF32, FP16, BF16 and INT8 over strict FP32 (and of INT8 over FP16 and BF16), per "
-        "configuration and engine, with intervals",
-        f"paper FP32/FP16 {spread(ref_all['ratio'])}",
-        "; ".join(f"{p}: {spread(rows[rows['pair'] == p]['ratio'])}" for p in rows["pair"].unique())
-        or "only one precision in these runs",
-        "measured" if len(rows) else NOT_TESTED,
-        details,
-        new=True,
-    )
-
-
-# --- all of them ----------------------------------------------------------------------------------------
-
-
-def compute_findings(runs: RunSet, metric: str = "latency_ms_median") -> list[Finding]:
-    """Every claim of the paper, then the new comparisons, on the runs' FINISHED cells (with intervals where the
-    metric is the median and the runs kept their samples)."""
-    from blockbench.report.breakdown import penalty_finding  # it builds on this module's Finding
+def compute_findings(runs: RunSet, metric: str = BOOTSTRAPPED_METRIC) -> list[Finding]:
+    """Every claim of the paper, then the new comparisons (:data:`blockbench.report.claims.CLAIMS`, in order), then
+    the penalty breakdown, on the runs' FINISHED cells (with intervals where the metric is the median and the runs
+    kept their samples)."""
+    # Both build on this module's rule and Finding, so they are imported here, not at the top.
+    from blockbench.report.breakdown import penalty_finding
+    from blockbench.report.claims import CLAIMS, ClaimInputs, evaluate
 
     samples = load_samples(runs) if metric == BOOTSTRAPPED_METRIC else {}
-    ours, paper = our_cells(runs, metric, samples), paper_cells()
-    found = [
-        claim_bn_faster_than_ln(ours, paper),
-        claim_mobilenet_fp16_bn_vs_ln(ours, paper),
-        claim_relu_faster_than_gelu(ours, paper),
-        claim_fp16_widens_gaps(ours, paper),
-        claim_extreme(ours, paper, "mobilenet", fastest=True),
-        claim_extreme(ours, paper, "convnext", fastest=False),
-        block_ratio_claim(
-            ours,
-            paper,
-            "convnext_vs_vgg_resnet_256_fp16",
-            "ConvNeXt ≈ 2.4× slower than VGG and ResNet at 256×256 FP16",
-            ("convnext",),
-            ("vgg", "resnet"),
-            lambda f: (f["resolution"] == 256) & (f["precision"] == "fp16"),
-            "256×256 FP16",
-        ),
-        block_ratio_claim(
-            ours,
-            paper,
-            "mobilenet_vs_convnext_64",
-            "MobileNet ≈ 3× faster than ConvNeXt at 64×64",
-            ("convnext",),
-            ("mobilenet",),
-            lambda f: f["resolution"] == 64,
-            "64×64",
-        ),
-        block_ratio_claim(
-            ours,
-            paper,
-            "mobilenet_vs_vgg_resnet",
-            "MobileNet 1.24× faster than VGG and ResNet",
-            ("vgg", "resnet"),
-            ("mobilenet",),
-            lambda f: pd.Series(True, index=f.index),
-            "all configurations",
-        ),
-        claim_ln_fp16_slower_at_64(ours, paper),
-        new_ln_vs_native(ours),
-        new_eager_vs_compiled(runs, metric, samples),
-        new_engines(ours, runs.labels),
-        new_precisions(ours, paper),
-        penalty_finding(runs),
-    ]
-    return found
+    inputs = ClaimInputs(runs, metric, samples, our_cells(runs, metric, samples), paper_cells())
+    return [*(evaluate(spec, inputs) for spec in CLAIMS), penalty_finding(runs)]
 
 
 def findings_markdown(found: list[Finding], metric: str) -> str:

@@ -1,21 +1,22 @@
 """An analytic latency floor per configuration and how far each run is above it.
 
 floor = max(FLOPs / peak matrix rate, DRAM bytes / DRAM bandwidth), with the device's *measured* peaks
-(:mod:`blockbench.report.peaks`) and the work counted from the model itself, built from the run's params:
+(:mod:`blockbench.report.peaks`) and the work of one timed inference (the whole batch):
 
-* FLOPs: 2 × the multiply-accumulates of every convolution and linear layer (the matrix work; norms,
-  activations and pools are a rounding error next to it and run on the vector units anyway).
-* bytes: every weight read once, plus for every convolution, linear layer and pool its input read and its
-  output written once. Norms, activations and residual adds are assumed fused into their producer, which is
-  what a perfect engine would do, so the floor is a lower bound for every engine; the hand-written LN and
-  the unfused ops show up as distance from it.
+* FLOPs: 2 × the MACs each run logged (metric ``macs``: its complexity counter, thop or ptflops, on one image)
+  × the batch size. The same count the tables show, so the report has one MAC counter; a run that logged none
+  gets no FLOPs and no floor, and the roofline's notes say which.
+* bytes: every weight read once (the logged ``params_count`` × the precision's bytes per weight), plus for every
+  convolution, linear layer and pool its input read and its output written once. Norms, activations and
+  residual adds are assumed fused into their producer, which is what a perfect engine would do, so the floor
+  is a lower bound for every engine; the hand-written LN and the unfused ops show up as distance from it. The
+  runs do not log these activation sizes, so they are counted with forward hooks on the model built from the
+  run's params on PyTorch's ``meta`` device (shapes without memory: a 1024×1024 VGG costs nothing).
 * DRAM bytes: the runs are timed with warm caches, so a working set that fits in the device's last-level cache
   (a GPU's L2) need not come from DRAM at all; only the bytes beyond the cache's size must. The memory bound is
   therefore ``max(0, bytes - cache) / bandwidth`` -- a true lower bound at any cache state -- and each row says
   which level its working set lives in. Where the cache size is unknown, every byte is counted from DRAM and the
   row says the floor holds for cold caches only.
-
-The model is built on PyTorch's ``meta`` device: shapes without memory, so a 1024×1024 VGG costs nothing.
 """
 
 from __future__ import annotations
@@ -45,40 +46,46 @@ from blockbench.report.data import (
 from blockbench.report.peaks import DevicePeaks, get_peaks
 
 TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
+LOGGED_MACS = "macs"  # what pipeline.py logs: the complexity counter's MACs of one image (batch 1)
+LOGGED_PARAMS = "params_count"
+BATCH_PARAM = "params.benchmark.batch_size"
 
 
 @dataclass(frozen=True)
 class Footprint:
-    """The work of one forward pass: matrix FLOPs, parameter count, weight bytes and activation bytes."""
+    """The work of one timed inference (the whole batch): matrix FLOPs, weight bytes and activation bytes."""
 
-    flops: int
-    params: int
-    weight_bytes: int
-    activation_bytes: int
+    flops: float
+    weight_bytes: float
+    activation_bytes: float
 
     @property
-    def total_bytes(self) -> int:
+    def total_bytes(self) -> float:
         return self.weight_bytes + self.activation_bytes
 
 
-def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
-    """2 × MACs of one convolution (each output element: C_in/groups × kH × kW MACs) or linear layer."""
-    if isinstance(module, nn.Conv2d):
-        per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
-        return 2 * output.numel() * per_output
-    if isinstance(module, nn.Linear):
-        return 2 * output.numel() * module.in_features
-    return 0
+class WorkUnknown(ValueError):
+    """A configuration whose work cannot be counted from what its runs logged; the message says what is missing."""
 
 
-def measure_footprint(model: nn.Module, example: torch.Tensor, bytes_per_element: int) -> Footprint:
-    """Run ``model(example)`` with forward hooks on the matrix and pooling layers and add up their work."""
-    flops = 0
+def footprint(
+    macs_per_image: float, params: float, batch_size: int, activation_elements: int, bytes_per_element: float
+) -> Footprint:
+    """The work of one inference of ``batch_size`` images from the logged counts: logged MACs are per image, the
+    weights are read once per batch, ``activation_elements`` are those of the whole batch."""
+    return Footprint(
+        flops=2 * macs_per_image * batch_size,
+        weight_bytes=params * bytes_per_element,
+        activation_bytes=activation_elements * bytes_per_element,
+    )
+
+
+def activation_elements(model: nn.Module, example: torch.Tensor) -> int:
+    """Elements read and written by the matrix and pooling layers of ``model(example)`` (input + output of each)."""
     elements = 0
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal flops, elements
-        flops += layer_flops(module, output)
+        nonlocal elements
         elements += inputs[0].numel() + output.numel()
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, TRAFFIC_LAYERS)]
@@ -88,12 +95,11 @@ def measure_footprint(model: nn.Module, example: torch.Tensor, bytes_per_element
     finally:
         for handle in handles:
             handle.remove()
-    params = sum(p.numel() for p in model.parameters())
-    return Footprint(flops, params, params * bytes_per_element, elements * bytes_per_element)
+    return elements
 
 
 @lru_cache(maxsize=256)
-def blocknet_footprint(
+def blocknet_activation_elements(
     block: str,
     norm: str,
     act: str,
@@ -102,15 +108,14 @@ def blocknet_footprint(
     num_classes: int,
     resolution: int,
     batch_size: int,
-    precision: str,
-) -> Footprint:
-    """Footprint of the paper's network for one configuration, counted on the meta device (no memory, no time)."""
+) -> int:
+    """:func:`activation_elements` of the paper's network for one configuration, on the meta device (no memory)."""
     from blockbench.models.network import BlockNet
 
     with torch.device("meta"):
         model = BlockNet(block, norm, act, list(channels), blocks_per_stage, num_classes)
         example = torch.empty(batch_size, 3, resolution, resolution)
-    return measure_footprint(model.eval(), example, PRECISIONS[precision].weight_bytes)
+    return activation_elements(model.eval(), example)
 
 
 @dataclass(frozen=True)
@@ -139,10 +144,21 @@ def _int_list(value: object) -> tuple[int, ...]:
     return tuple(int(v) for v in parsed)
 
 
-def run_footprint(row: pd.Series) -> Footprint | None:
-    """Footprint of a run from its logged params (``model.channels`` etc.); None if they are missing."""
+def _logged(row: pd.Series, name: str) -> float:
+    value = pd.to_numeric(row.get(name), errors="coerce")
+    return float(value) if value is not None and math.isfinite(value) else math.nan
+
+
+def run_footprint(row: pd.Series) -> Footprint:
+    """Footprint of a run from its logged MACs and params count and, for the activations, its logged model params
+    (``model.channels`` etc.); :class:`WorkUnknown` when any of them is missing."""
+    macs, params = _logged(row, LOGGED_MACS), _logged(row, LOGGED_PARAMS)
+    missing = [name for name, value in ((LOGGED_MACS, macs), (LOGGED_PARAMS, params)) if math.isnan(value)]
+    if missing:
+        raise WorkUnknown(f"no logged {' or '.join(f'`{m}`' for m in missing)}")
     try:
-        return blocknet_footprint(
+        batch_size = int(row.get(BATCH_PARAM, 1) or 1)
+        elements = blocknet_activation_elements(
             str(row["block"]),
             str(row["norm"]),
             str(row["act"]),
@@ -150,11 +166,12 @@ def run_footprint(row: pd.Series) -> Footprint | None:
             int(row["params.model.blocks_per_stage"]),
             int(row["params.model.num_classes"]),
             int(row["resolution"]),
-            int(row.get("params.benchmark.batch_size", 1) or 1),
-            str(row["precision"]),
+            batch_size,
         )
-    except (KeyError, ValueError, SyntaxError, TypeError):
-        return None
+        bytes_per_element = PRECISIONS[str(row["precision"])].weight_bytes
+    except (KeyError, ValueError, SyntaxError, TypeError) as exc:
+        raise WorkUnknown(f"model params not logged or unreadable ({exc!r})") from exc
+    return footprint(macs, params, batch_size, elements, bytes_per_element)
 
 
 @dataclass
@@ -206,21 +223,26 @@ def compute_roofline(
         if found is not None:
             peaks[device] = found
     records = []
+    unknown: dict[str, list[str]] = {}  # why the work is unknown -> the configurations it is unknown for
     for key, group in finished.groupby([*AXES, "label", "device_name"]):
-        row = group.iloc[0]
-        fp = run_footprint(row)
+        # Repeats of a configuration log the same counts; the first run that logged its MACs stands for all.
+        logged = group[group[LOGGED_MACS].notna()] if LOGGED_MACS in group else group.iloc[:0]
+        row = logged.iloc[0] if len(logged) else group.iloc[0]
         measured = float(group[metric].median()) if metric in group else math.nan
         record = dict(zip([*AXES, "label", "device_name"], key, strict=True))
         record["measured_ms"] = measured
-        if fp is not None:
-            record.update(
-                gflop=fp.flops / 1e9, weights_mb=fp.weight_bytes / 1e6, activations_mb=fp.activation_bytes / 1e6
-            )
-            record["intensity"] = fp.flops / fp.total_bytes
-            record["achieved_tflops"] = fp.flops / (measured / 1e3) / 1e12 if measured > 0 else math.nan
+        records.append(record)
+        try:
+            fp = run_footprint(row)
+        except WorkUnknown as why:
+            unknown.setdefault(str(why), []).append(f"{row['run_name']} ({row['label']})")
+            continue
+        record.update(gflop=fp.flops / 1e9, weights_mb=fp.weight_bytes / 1e6, activations_mb=fp.activation_bytes / 1e6)
+        record["intensity"] = fp.flops / fp.total_bytes
+        record["achieved_tflops"] = fp.flops / (measured / 1e3) / 1e12 if measured > 0 else math.nan
         device_peaks = peaks.get(str(key[-1]))
         rate = device_peaks.matmul_for(str(row["precision"])) if device_peaks else None
-        if fp is not None and device_peaks is not None and rate:
+        if device_peaks is not None and rate:
             cache = device_peaks.cache_bytes
             dram_bytes = max(0, fp.total_bytes - cache) if cache else fp.total_bytes
             floor = roofline_floor(fp.flops, dram_bytes, rate, device_peaks.copy_gbps)
@@ -232,7 +254,8 @@ def compute_roofline(
                 bound=floor.bound,
                 x_floor=measured / (floor.floor_s * 1e3) if floor.floor_s > 0 else math.nan,
             )
-        records.append(record)
+    for why, names in unknown.items():
+        notes.append(f"no FLOPs and no floor for {len(names)} configuration(s), {why}: {', '.join(names)}")
     table = pd.DataFrame(records, columns=COLUMNS)
     if not table.empty:
         table = table.sort_values(
@@ -242,7 +265,7 @@ def compute_roofline(
     return Roofline(table, peaks, notes)
 
 
-def memory_level(working_set: int, cache: int) -> str:
+def memory_level(working_set: float, cache: int) -> str:
     """Where a warm working set lives, and so which bytes the memory floor counts."""
     if not cache:
         return "DRAM (cache size unknown: floor for cold caches)"
