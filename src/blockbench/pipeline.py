@@ -328,8 +328,8 @@ def _built_engine(plan: JobPlan, stages: _Stages, references: bool) -> Iterator[
         model = build_model(plan.cfg, ctx.device)
     with stages("complexity"):
         complexity, complexity_hit = _cached_complexity(plan)
-    metrics["params_count"] = complexity.params
-    metrics["macs"] = complexity.macs
+    metrics[names.PARAMS] = complexity.params
+    metrics[names.MACS] = complexity.macs
     tags["complexity_counter"] = complexity.counter
     tags["complexity_cache"] = "hit" if complexity_hit else "miss"
 

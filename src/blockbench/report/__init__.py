@@ -194,11 +194,11 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
 
 
 ROOFLINE_TEXT = (
-    "Floor = max(FLOPs / measured peak matrix rate, bytes / measured copy bandwidth). FLOPs: 2 × MACs of every "
-    "convolution and linear layer. Bytes: weights once, plus each convolution's, linear layer's and pool's input "
-    "and output once (norms, activations and residual adds assumed fused), counted with forward hooks on the "
-    "model built from each run's params. `× floor` = measured latency / floor: how far the engine is from "
-    "what the device could do."
+    "Floor = max(FLOPs / measured peak matrix rate, bytes / measured copy bandwidth). FLOPs: 2 × each run's "
+    "logged MACs (its complexity counter, per image) × batch. Bytes: weights once (the logged parameter count), "
+    "plus each convolution's, linear layer's and pool's input and output once (norms, activations and residual "
+    "adds assumed fused), counted with forward hooks on the model built from each run's params. `× floor` = "
+    "measured latency / floor: how far the engine is from what the device could do."
 )
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from blockbench import metric_names
 from blockbench.precisions import PRECISIONS
 from blockbench.report.data import (
     ACT_NAMES,
@@ -46,8 +47,8 @@ from blockbench.report.data import (
 from blockbench.report.peaks import DevicePeaks, get_peaks
 
 TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
-LOGGED_MACS = "macs"  # what pipeline.py logs: the complexity counter's MACs of one image (batch 1)
-LOGGED_PARAMS = "params_count"
+LOGGED_MACS = metric_names.MACS  # per image at batch 1: a timed inference does batch x this
+LOGGED_PARAMS = metric_names.PARAMS
 BATCH_PARAM = "params.benchmark.batch_size"
 
 
