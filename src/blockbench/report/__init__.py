@@ -144,11 +144,12 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
         + f"); engines: {', '.join(runs.labels)}",
         f"- Device: {devices}{gpu}; CPU: {env.get('cpu_model', 'unknown')}",
         f"- Versions: {_versions(env)}",
-        f"- Git commit(s): {commits}",
+        f"- Git commit(s) of the runs: {commits}",
         f"- Latency: `{metric}` of each run (ms, batch {_batch(frame)}); repeats of a configuration: their median",
         f"- Parity beyond tolerance (latency kept): {_parity_failures(frame)}",
         f"- Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by "
-        f"`{' '.join(shlex.quote(a) for a in ['python', '-m', 'blockbench.report', *sys.argv[1:]])}`",
+        f"`{' '.join(shlex.quote(a) for a in ['python', '-m', 'blockbench.report', *sys.argv[1:]])}` "
+        f"at blockbench commit {_report_commit()}",
         "",
         "Missing cells: `—` = configuration not run, `FAILED` = every run of it failed, `built, not timed` = an "
         "engine was built (e.g. TensorRT-RTX on a machine without a GPU it runs on) but never run; never shown as 0.",
@@ -191,6 +192,14 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
             )
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _report_commit() -> str:
+    """The commit of the code that judged the runs (verdict rules change; the runs' own commits are listed apart)."""
+    from blockbench.config import project_root
+    from blockbench.environment import git_commit
+
+    return git_commit(project_root())
 
 
 ROOFLINE_TEXT = (
