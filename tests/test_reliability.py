@@ -40,6 +40,7 @@ from blockbench.tracking import (
     PID_STARTED_TAG,
     PID_TAG,
     STAGE_TAG,
+    Heartbeat,
     StaleRunError,
     Tracker,
     redact,
@@ -531,7 +532,8 @@ def test_claim_skips_finished_or_live_configs_and_finish_refuses_a_reaped_run(tm
 
 
 def test_heartbeat_refreshes_a_live_run_until_it_ends(tmp_path: Path) -> None:
-    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "heartbeat")
+    heartbeat = Heartbeat()  # the test's own, so no other run of this process keeps its thread going
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "heartbeat", heartbeat=heartbeat)
     run = tracker.start_run("r", {})
 
     def beat() -> float:
@@ -539,14 +541,12 @@ def test_heartbeat_refreshes_a_live_run_until_it_ends(tmp_path: Path) -> None:
 
     first = beat()
     tracker.keep_alive(run, interval_s=0.1)
-    deadline = time.monotonic() + 10
-    while beat() == first and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert heartbeat.wait_for_beats(run, 2, timeout_s=60), "no two heartbeats within 60 s"
     assert beat() > first
     tracker.finish(run)
     last = beat()
-    time.sleep(0.4)
-    assert beat() == last
+    assert heartbeat.join(timeout_s=60), "the heartbeat thread still runs after its only run ended"
+    assert beat() == last  # with the thread gone, no beat can follow
 
 
 # --- resume hash --------------------------------------------------------------------------------------------------
@@ -643,29 +643,63 @@ def test_cache_refuses_foreign_entries_and_leaves_nothing_after_a_failed_build(t
 
 
 _BUILDER = """
-import sys, time, pathlib
+import logging, sys, time, pathlib
 from blockbench.cache import ContentCache
-root, log = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+root, log, events = (pathlib.Path(arg) for arg in sys.argv[1:4])
+
+def event(line):
+    with events.open("a") as f:
+        f.write(line + "\\n")
+
+class WaitingForTheLock(logging.Handler):
+    # filelock logs each failed try while it waits for a lock another process holds
+    def emit(self, record):
+        if "not acquired" in record.getMessage() and not self.seen:
+            self.seen = True
+            event("second builder waiting for the lock")
+
+handler = WaitingForTheLock()
+handler.seen = False
+logging.getLogger("filelock").addHandler(handler)
+logging.getLogger("filelock").setLevel(logging.DEBUG)
+
 def build(folder):
     with log.open("a") as f:
         f.write("built\\n")
-    time.sleep(1.5)
+    event("build started")
+    deadline = time.monotonic() + 60
+    while "waiting for the lock" not in events.read_text():  # hold the lock until the second builder waits
+        if time.monotonic() > deadline:
+            raise RuntimeError("the second builder never waited for the lock")
+        time.sleep(0.01)
     (folder / "engine.plan").write_bytes(b"x" * 1_000_000)
+    event("build finished")
+
 entry = ContentCache(root, "engines").get_or_build({"model": "vgg"}, build)
 print(len(entry.read_bytes("engine.plan")), entry.hit)
 """
 
 
 def test_two_processes_building_one_entry_build_it_once(tmp_path: Path) -> None:
-    log = tmp_path / "builds.log"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _BUILDER, str(tmp_path), str(log)], stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    """The second builder starts while the first builds, and the first finishes only once the second waits."""
+    log, events = tmp_path / "builds.log", tmp_path / "events.log"
+    events.touch()
+
+    def builder() -> subprocess.Popen[str]:
+        args = [sys.executable, "-c", _BUILDER, str(tmp_path), str(log), str(events)]
+        return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+
+    first = builder()
+    deadline = time.monotonic() + 120
+    while "build started" not in events.read_text():  # the first builder holds the entry's lock
+        assert first.poll() is None and time.monotonic() < deadline, "the first builder never started building"
+        time.sleep(0.01)
+    procs = [first, builder()]
     outs = sorted(p.communicate(timeout=120)[0].split() for p in procs)
     assert [p.returncode for p in procs] == [0, 0]
     assert outs == [["1000000", "False"], ["1000000", "True"]]
     assert log.read_text() == "built\n"
+    assert events.read_text().splitlines() == ["build started", "second builder waiting for the lock", "build finished"]
 
 
 # --- fault injection grammar --------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ reads this invocation's results, ends the parent run and prints a summary.
 * A job whose config the experiment already has FINISHED is skipped (resume; ``run.force=true`` re-runs it).
 * Ctrl-C or SIGTERM ends the current job's run as KILLED, ends the parent as KILLED, prints the summary and
   exits 130 / 143; running the same command again resumes.
+
+State: :class:`SweepFolder` is what every process of a sweep shares (files); :class:`Sweep` is the sweep as the
+process that launched it holds it (the parent run's heartbeat, the outcome); :data:`SESSION` is this process's
+part in the Hydra run, the one handle that ``SweepCallback``, :func:`task` and ``main.py`` share.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,7 @@ from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from blockbench import interrupts, prebuild, preflight
@@ -41,7 +45,6 @@ from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, plan_job, run_job,
 from blockbench.record import write_json
 from blockbench.tracking import (
     HEARTBEAT_TAG,
-    PID_TAG,
     STAGE_TAG,
     SWEEP_TAG,
     Tracker,
@@ -58,60 +61,232 @@ SWEEP_FILE = "sweep.json"
 SWEEP_LOCK = ".sweep.lock"
 RESULT_FILE = "result.json"
 _LISTED_SKIPS = 10
-_state = {"failed": 0, "unexpected": 0, "task_started": False}
-_parent_watch: dict[str, Any] = {"stop": threading.Event(), "thread": None}
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """The folder every process of one sweep shares: ``sweep.json`` (the parent run's id is added under a file
+    lock) and the jobs' ``result.json`` files. Launcher workers know the sweep only through it."""
+
+    path: Path
+
+    def read(self) -> dict[str, Any]:
+        file = self.path / SWEEP_FILE
+        return json.loads(file.read_text()) if file.exists() else {}
+
+    def write(self, info: dict[str, Any]) -> None:
+        write_json(self.path / SWEEP_FILE, info)
+
+    def parent_run_id(self, cfg: DictConfig, launcher: Sweep | None) -> str | None:
+        """The sweep's parent run in this job's store, created by the first job that asks (under a lock).
+
+        ``launcher`` is the :class:`Sweep` when this job runs in the process that launched the sweep (Hydra's
+        basic launcher): that process owns the parent run and keeps it alive from here on.
+        """
+        with FileLock(str(self.path / SWEEP_LOCK)):
+            info = self.read()
+            if info.get("tracking_uri") != cfg.tracking.uri or info.get("experiment") != cfg.tracking.experiment:
+                return None
+            if not info.get("parent_run_id"):
+                tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment)
+                info["parent_run_id"] = tracker.start_run(
+                    run_name=f"sweep {self.path.parent.name} {self.path.name}",
+                    tags={
+                        SWEEP_TAG: "parent",
+                        STAGE_TAG: "sweep",
+                        "sweep_dir": str(self.path),
+                        "sweep_overrides": info.get("overrides", ""),
+                        "status": "running",
+                    },
+                )
+                if launcher is not None:  # the run's owner tags are already this process's
+                    launcher.keep_parent_alive(tracker, info["parent_run_id"])
+                elif info.get("owner"):
+                    # Owned by the process that launched the sweep (alive until the sweep ends, heartbeat from
+                    # its watcher), not by this job's process, which may be a launcher worker that exits first.
+                    tracker.set_tags(info["parent_run_id"], {**info["owner"], HEARTBEAT_TAG: f"{time.time():.3f}"})
+                else:
+                    tracker.keep_alive(info["parent_run_id"], cfg.run.heartbeat_s)
+                self.write(info)
+                log.info("sweep: MLflow parent run %s", info["parent_run_id"])
+            return info["parent_run_id"]
+
+    def record_result(self, job_dir: Path, outcome: dict[str, Any]) -> None:
+        """Leave a job's outcome (tagged with the ``sweep_id`` of its invocation) where the summary looks."""
+        job_dir.mkdir(parents=True, exist_ok=True)
+        write_json(job_dir / RESULT_FILE, outcome)
+
+    def results(self, sweep_id: str | None) -> list[dict[str, Any]]:
+        """The job outcomes of invocation ``sweep_id`` (a folder re-used by a resumed sweep holds older ones), in
+        job order."""
+        paths = sorted(self.path.glob(f"*/{RESULT_FILE}"), key=_job_order)
+        return [r for r in (json.loads(p.read_text()) for p in paths) if r.get("sweep_id") == sweep_id]
+
+
+def _job_order(path: Path) -> tuple[int, str]:
+    name = path.parent.name
+    return (int(name), "") if name.isdigit() else (sys.maxsize, name)
+
+
+class Sweep:
+    """A sweep as the process that launched it holds it, from ``on_multirun_start`` to the summary.
+
+    This process owns the parent run and keeps it alive until the sweep ends. Where jobs run in this process
+    (Hydra's basic launcher), the job that creates the parent run hands it over (:meth:`keep_parent_alive`). Where
+    they run elsewhere (Ray, submitit), this process learns the run's id only from the sweep file, which a watcher
+    thread polls until a job has recorded it.
+    """
+
+    def __init__(self, folder: SweepFolder, heartbeat_s: float, jobs_run_here: bool) -> None:
+        self.folder = folder
+        self.heartbeat_s = heartbeat_s
+        self.jobs_run_here = jobs_run_here
+        self.failed = 0  # jobs failed or killed, counted by finish()
+        self.unexpected = 0  # of those, failures that are bugs or library errors (exit code 1)
+        self.finished = False
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @classmethod
+    def begin(cls, config: DictConfig) -> Sweep:
+        """Write the sweep file before the first job, prebuild engines if asked, and watch for the parent run
+        where jobs run elsewhere."""
+        folder = SweepFolder(Path(config.hydra.sweep.dir))
+        folder.path.mkdir(parents=True, exist_ok=True)
+        info = {
+            "sweep_id": uuid.uuid4().hex,
+            "overrides": redact(" ".join(config.hydra.overrides.task)),
+            "tracking_uri": config.tracking.uri if config.tracking.enabled else None,
+            "experiment": config.tracking.experiment,
+            "parent_run_id": None,
+            # This process launches the jobs (in itself or in launcher workers) and outlives them: it owns the
+            # parent run, so a job's process exiting never makes the parent look stale to the next job.
+            "owner": owner_tags(),
+        }
+        info["jobs"] = len(prebuild.sweep_jobs(config))
+        folder.write(info)
+        launcher = OmegaConf.select(config, "hydra.launcher._target_")
+        sweep = cls(folder, config.run.heartbeat_s, jobs_run_here=launcher == prebuild.BASIC_LAUNCHER)
+        if config.run.prebuild_workers:
+            info["prebuild"] = dataclasses.asdict(_prebuild(config))
+            folder.write(info)
+        if config.tracking.enabled and not sweep.jobs_run_here:
+            sweep._watch_for_parent()
+        return sweep
+
+    @property
+    def exit_code(self) -> int:
+        """By the rule of a single run (``blockbench.errors``): 0 when no job failed, 1 when any failed
+        unexpectedly, else 2 (every failure explained, e.g. configs refused before any work)."""
+        if not self.failed:
+            return 0
+        return 1 if self.unexpected else EXPLAINED_EXIT
+
+    def keep_parent_alive(self, tracker: Tracker, run_id: str) -> None:
+        """Heartbeat the parent run from this process until :meth:`finish` ends it."""
+        tracker.keep_alive(run_id, self.heartbeat_s)
+
+    def _watch_for_parent(self) -> None:
+        """Jobs run elsewhere: poll the sweep file until one of them has created the parent run, then keep it alive."""
+
+        def watch() -> None:
+            while not self._stop_watching.wait(min(self.heartbeat_s, 1.0)):
+                info = self.folder.read()
+                if info.get("parent_run_id"):
+                    try:
+                        tracker = Tracker(info["tracking_uri"], info["experiment"])
+                        if not self._stop_watching.is_set():
+                            self.keep_parent_alive(tracker, info["parent_run_id"])
+                    except Exception as exc:  # noqa: BLE001 - a missing heartbeat must never stop the sweep
+                        log.warning("sweep: cannot keep the parent run alive: %s", redact(str(exc)))
+                    return
+
+        self._watcher = threading.Thread(target=watch, name="blockbench-sweep-parent", daemon=True)
+        self._watcher.start()
+
+    def _stop_watching_for_parent(self) -> None:
+        self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
+            self._watcher = None
+
+    def finish(self, interrupted: str | None = None) -> None:
+        """Count this invocation's job results, end the parent run accordingly and print the summary (once)."""
+        if self.finished:
+            return
+        self.finished = True
+        self._stop_watching_for_parent()
+        with interrupts.deferred():
+            info = self.folder.read()
+            results = self.folder.results(info.get("sweep_id"))
+            counts = Counter(r["status"] for r in results)
+            failed = [r for r in results if r["status"] in ("failed", "killed")]
+            self.failed = len(failed)
+            self.unexpected = sum(1 for r in failed if r.get("code") == 1)
+            if info.get("parent_run_id"):
+                try:
+                    tracker = Tracker(info["tracking_uri"], info["experiment"])
+                    metrics = {f"jobs_{s}": counts[s] for s in ("finished", "failed", "skipped", "killed")}
+                    if info.get("prebuild"):
+                        metrics |= {f"prebuild_{key}": value for key, value in info["prebuild"].items()}
+                    tracker.log_metrics(info["parent_run_id"], metrics)
+                    tracker.end(info["parent_run_id"], "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
+                except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
+                    log.error("error: could not end the sweep's parent run: %s", exc)
+        _print_sweep_summary(self.folder.path, info, results, interrupted)
+
+
+def _print_sweep_summary(
+    sweep_dir: Path, info: dict[str, Any], results: list[dict[str, Any]], interrupted: str | None
+) -> None:
+    counts = Counter(r["status"] for r in results)
+    failed = [r for r in results if r["status"] in ("failed", "killed")]
+    head = f"sweep interrupted ({interrupted})" if interrupted else "sweep"
+    print(
+        f"{head}: {len(results)} jobs, {counts['finished']} finished, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped"
+        + (f", {counts['killed']} killed" if counts["killed"] else "")
+        + f" ({sweep_dir})"
+    )
+    for r in failed:
+        print(f"  {r['status'].upper()} {r['name']} [{r.get('stage')}]: {redact(str(r.get('error')))}")
+    beyond = [r["name"] for r in results if r["status"] == "finished" and r.get("parity") == "fail"]
+    if beyond:
+        print(f"  parity beyond tolerance, latency kept (benchmark.parity=warn): {', '.join(beyond)}")
+    skipped = [r for r in results if r["status"] == "skipped"]
+    for r in skipped[:_LISTED_SKIPS]:
+        print(f"  skipped {r['name']}: {r.get('reason')}")
+    if len(skipped) > _LISTED_SKIPS:
+        print(f"  ... and {len(skipped) - _LISTED_SKIPS} more skipped (run.force=true re-runs them)")
+    if interrupted:
+        print("  run the same command again to resume: finished configs are skipped, the killed one is redone")
+    if info.get("parent_run_id"):
+        print(f"  open with: {ui_hint(info['tracking_uri'])}", flush=True)
+
+
+@dataclass
+class Session:
+    """This process's part in one Hydra run (``main.py``): whether a job started, and the sweep it launched."""
+
+    task_started: bool = False
+    sweep: Sweep | None = None  # None in a single run and in a launcher's worker process
+
+    def launched(self, sweep_dir: Path) -> Sweep | None:
+        """The sweep in ``sweep_dir`` if this process launched it (Hydra's basic launcher runs its jobs here)."""
+        return self.sweep if self.sweep is not None and self.sweep.folder.path == sweep_dir else None
+
+
+SESSION = Session()
 
 
 def exit_code() -> int:
-    """The last sweep's exit code, by the rule of a single run (``blockbench.errors``): 0 when no job failed,
-    1 when any failed unexpectedly, else 2 (every failure explained, e.g. configs refused before any work)."""
-    if not _state["failed"]:
-        return 0
-    return 1 if _state["unexpected"] else EXPLAINED_EXIT
+    """The exit code of the sweep this process ran (:attr:`Sweep.exit_code`); 0 when it ran none."""
+    return SESSION.sweep.exit_code if SESSION.sweep is not None else 0
 
 
 def task_started() -> bool:
     """Whether Hydra got as far as running a job (before that, its errors are about the command line)."""
-    return bool(_state["task_started"])
-
-
-def _sweep_dir() -> Path:
-    return Path(HydraConfig.get().sweep.dir)
-
-
-def _read_sweep(sweep_dir: Path) -> dict[str, Any]:
-    path = sweep_dir / SWEEP_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _parent_run_id(cfg: DictConfig) -> str | None:
-    """The sweep's parent run in this job's store, created by the first job that asks (under a lock)."""
-    sweep_dir = _sweep_dir()
-    with FileLock(str(sweep_dir / SWEEP_LOCK)):
-        info = _read_sweep(sweep_dir)
-        if info.get("tracking_uri") != cfg.tracking.uri or info.get("experiment") != cfg.tracking.experiment:
-            return None
-        if not info.get("parent_run_id"):
-            tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment)
-            info["parent_run_id"] = tracker.start_run(
-                run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name}",
-                tags={
-                    SWEEP_TAG: "parent",
-                    STAGE_TAG: "sweep",
-                    "sweep_dir": str(sweep_dir),
-                    "sweep_overrides": info.get("overrides", ""),
-                    "status": "running",
-                },
-            )
-            if info.get("owner"):
-                # Owned by the process that launched the sweep (alive until the sweep ends, heartbeat from
-                # _watch_parent), not by this job's process, which may be a launcher worker that exits first.
-                tracker.set_tags(info["parent_run_id"], {**info["owner"], HEARTBEAT_TAG: f"{time.time():.3f}"})
-            else:
-                tracker.keep_alive(info["parent_run_id"], cfg.run.heartbeat_s)
-            write_json(sweep_dir / SWEEP_FILE, info)
-            log.info("sweep: MLflow parent run %s", info["parent_run_id"])
-        return info["parent_run_id"]
+    return SESSION.task_started
 
 
 def _job_name(cfg: DictConfig) -> str:
@@ -128,18 +303,21 @@ def _failed_stage(exc: BaseException) -> str:
 
 def task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task: one run. A single run exits non-zero on failure; a sweep job records it and goes on."""
-    _state["task_started"] = True
+    SESSION.task_started = True
     interrupts.handle_sigterm()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    folder = SweepFolder(Path(HydraConfig.get().sweep.dir)) if multirun else None
     outcome: dict[str, Any] = {"name": _job_name(cfg), "status": "failed"}
     code = 0
-    if multirun:
-        total = _read_sweep(_sweep_dir()).get("jobs")
+    if folder is not None:
+        total = folder.read().get("jobs")
         number = int(HydraConfig.get().job.get("num", 0)) + 1
         print(f"job {number}/{total or '?'}: {outcome['name']}", flush=True)
     try:
         plan = plan_job(cfg)  # a refused job writes nothing: a sweep of only refused jobs leaves no parent run
-        parent = _parent_run_id(cfg) if multirun and cfg.tracking.enabled else None
+        parent = None
+        if folder is not None and cfg.tracking.enabled:
+            parent = folder.parent_run_id(cfg, SESSION.launched(folder.path))
         result = run_job(cfg, parent_run_id=parent, resume_sweep=multirun, plan=plan)
         if result.skipped:
             outcome.update(status="skipped", run_id=result.run_id, reason=result.skipped)
@@ -163,18 +341,17 @@ def task(cfg: DictConfig) -> dict[str, Any]:
         outcome.update(error=f"{type(exc).__name__}: {exc}", stage=_failed_stage(exc))
         log.error("error: %s\n%s", exc, traceback.format_exc())
     outcome["code"] = code
-    if not multirun:
+    if folder is None:
         if code:
             sys.exit(code)
         return outcome
-    sweep_dir = _sweep_dir()
-    job_dir = Path(HydraConfig.get().runtime.output_dir)  # where on_multirun_end looks, whatever work_dir says
-    job_dir.mkdir(parents=True, exist_ok=True)
-    outcome["sweep_id"] = _read_sweep(sweep_dir).get("sweep_id")
-    write_json(job_dir / RESULT_FILE, outcome)
+    outcome["sweep_id"] = folder.read().get("sweep_id")
+    # the job's own folder is where the summary looks, whatever work_dir says
+    folder.record_result(Path(HydraConfig.get().runtime.output_dir), outcome)
     if code in (interrupts.SIGINT_EXIT, interrupts.SIGTERM_EXIT):
-        if _launched_here(sweep_dir):  # in a launcher's worker the launching process summarizes the sweep
-            _finish_sweep(sweep_dir, interrupted="SIGTERM" if code == interrupts.SIGTERM_EXIT else "SIGINT")
+        launched = SESSION.launched(folder.path)
+        if launched is not None:  # in a launcher's worker the launching process summarizes the sweep
+            launched.finish(interrupted="SIGTERM" if code == interrupts.SIGTERM_EXIT else "SIGINT")
         sys.exit(code)
     return outcome
 
@@ -215,88 +392,6 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _job_order(path: Path) -> tuple[int, str]:
-    name = path.parent.name
-    return (int(name), "") if name.isdigit() else (sys.maxsize, name)
-
-
-def _launched_here(sweep_dir: Path) -> bool:
-    """Whether this process launched the sweep (Hydra's basic launcher runs jobs in it; Ray, submitit do not)."""
-    owner = _read_sweep(sweep_dir).get("owner") or {}
-    return owner.get(PID_TAG, str(os.getpid())) == str(os.getpid())
-
-
-def _watch_parent(sweep_dir: Path, interval_s: float) -> None:
-    """In the launching process: heartbeat the parent run once a job has created it, until the sweep ends."""
-    stop = _parent_watch["stop"] = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(min(interval_s, 1.0)):
-            info = _read_sweep(sweep_dir)
-            if info.get("parent_run_id"):
-                try:
-                    tracker = Tracker(info["tracking_uri"], info["experiment"])
-                    if not stop.is_set():
-                        tracker.keep_alive(info["parent_run_id"], interval_s)
-                except Exception as exc:  # noqa: BLE001 - a missing heartbeat must never stop the sweep
-                    log.warning("sweep: cannot keep the parent run alive: %s", redact(str(exc)))
-                return
-
-    _parent_watch["thread"] = threading.Thread(target=watch, name="blockbench-sweep-parent", daemon=True)
-    _parent_watch["thread"].start()
-
-
-def _stop_watching_parent() -> None:
-    _parent_watch["stop"].set()
-    if _parent_watch["thread"] is not None:
-        _parent_watch["thread"].join(timeout=30)
-        _parent_watch["thread"] = None
-
-
-def _finish_sweep(sweep_dir: Path, interrupted: str | None = None) -> None:
-    """Count this invocation's job results, end the parent run accordingly and print the summary."""
-    _stop_watching_parent()
-    with interrupts.deferred():
-        info = _read_sweep(sweep_dir)
-        results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"), key=_job_order)]
-        results = [r for r in results if r.get("sweep_id") == info.get("sweep_id")]
-        counts = Counter(r["status"] for r in results)
-        failed = [r for r in results if r["status"] in ("failed", "killed")]
-        _state["failed"] = len(failed)
-        _state["unexpected"] = sum(1 for r in failed if r.get("code") == 1)
-        if info.get("parent_run_id"):
-            try:
-                tracker = Tracker(info["tracking_uri"], info["experiment"])
-                metrics = {f"jobs_{status}": counts[status] for status in ("finished", "failed", "skipped", "killed")}
-                if info.get("prebuild"):
-                    metrics |= {f"prebuild_{key}": value for key, value in info["prebuild"].items()}
-                tracker.log_metrics(info["parent_run_id"], metrics)
-                tracker.end(info["parent_run_id"], "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
-            except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
-                log.error("error: could not end the sweep's parent run: %s", exc)
-    head = f"sweep interrupted ({interrupted})" if interrupted else "sweep"
-    print(
-        f"{head}: {len(results)} jobs, {counts['finished']} finished, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped"
-        + (f", {counts['killed']} killed" if counts["killed"] else "")
-        + f" ({sweep_dir})"
-    )
-    for r in failed:
-        print(f"  {r['status'].upper()} {r['name']} [{r.get('stage')}]: {redact(str(r.get('error')))}")
-    beyond = [r["name"] for r in results if r["status"] == "finished" and r.get("parity") == "fail"]
-    if beyond:
-        print(f"  parity beyond tolerance, latency kept (benchmark.parity=warn): {', '.join(beyond)}")
-    skipped = [r for r in results if r["status"] == "skipped"]
-    for r in skipped[:_LISTED_SKIPS]:
-        print(f"  skipped {r['name']}: {r.get('reason')}")
-    if len(skipped) > _LISTED_SKIPS:
-        print(f"  ... and {len(skipped) - _LISTED_SKIPS} more skipped (run.force=true re-runs them)")
-    if interrupted:
-        print("  run the same command again to resume: finished configs are skipped, the killed one is redone")
-    if info.get("parent_run_id"):
-        print(f"  open with: {ui_hint(info['tracking_uri'])}", flush=True)
-
-
 def _exit_on_config_error(check: Any, *args: Any) -> None:
     """Run a preflight check from a Hydra callback: a refusal is one message and exit code 2, no traceback."""
     try:
@@ -331,32 +426,14 @@ class SweepCallback(Callback):
         _exit_on_config_error(preflight.check_writable, "hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _state["failed"] = 0
         interrupts.handle_sigterm()
-        sweep_dir = Path(config.hydra.sweep.dir)
         if config.run.prebuild_workers:
             _exit_on_config_error(prebuild.check_supported, config)
-        _exit_on_config_error(preflight.check_writable, "hydra.sweep.dir", sweep_dir)
+        _exit_on_config_error(preflight.check_writable, "hydra.sweep.dir", Path(config.hydra.sweep.dir))
         if config.tracking.enabled:
             _exit_on_config_error(_check_store, config.tracking.uri)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        info = {
-            "sweep_id": uuid.uuid4().hex,
-            "overrides": redact(" ".join(config.hydra.overrides.task)),
-            "tracking_uri": config.tracking.uri if config.tracking.enabled else None,
-            "experiment": config.tracking.experiment,
-            "parent_run_id": None,
-            # This process launches the jobs (in itself or in launcher workers) and outlives them: it owns the
-            # parent run, so a job's process exiting never makes the parent look stale to the next job.
-            "owner": owner_tags(),
-        }
-        info["jobs"] = len(prebuild.sweep_jobs(config))
-        write_json(sweep_dir / SWEEP_FILE, info)
-        if config.run.prebuild_workers:
-            info["prebuild"] = dataclasses.asdict(_prebuild(config))
-            write_json(sweep_dir / SWEEP_FILE, info)
-        if config.tracking.enabled:
-            _watch_parent(sweep_dir, config.run.heartbeat_s)
+        SESSION.sweep = Sweep.begin(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        _finish_sweep(Path(config.hydra.sweep.dir))
+        if SESSION.sweep is not None:
+            SESSION.sweep.finish()
