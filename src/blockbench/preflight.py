@@ -76,7 +76,8 @@ def unknown_keys(node: Any, schema: Any, prefix: str = "") -> list[str]:
     names = {f.name for f in dataclasses.fields(schema)}
     unknown = [f"{prefix}{key}" for key in node if key not in names]
     for key in sorted(names):
-        child = node.get(key) if key in node else None
+        # select, not get: a leaf's broken interpolation is check_complete's to report, naming its key
+        child = OmegaConf.select(node, key, throw_on_resolution_failure=False) if key in node else None
         if isinstance(child, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(child)):
             unknown += unknown_keys(child, OmegaConf.get_type(child), f"{prefix}{key}.")
     return unknown

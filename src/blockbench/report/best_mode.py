@@ -1,5 +1,5 @@
 """``python -m blockbench.report best-mode``: the fastest torch mode per configuration across MLflow stores, and the
-issue's FP16 reference table beside it (``docs/gpu/best_mode.md``, ``docs/gpu/speed.md``).
+external FP16 reference latencies beside it (``docs/gpu/best_mode.md``, ``docs/gpu/speed.md``).
 
 A *variant* is how a configuration was run: ``backend.mode`` plus, for compiled modes, the inductor mode,
 channels-last and freezing. The newest run of each variant counts (a re-run supersedes an older one); the fastest
@@ -17,7 +17,8 @@ from blockbench.report.tables import displayed, to_markdown
 
 CONFIG = list(AXES)
 METRIC = "latency_ms_median"
-# The issue's table: FP16, batch 1, plain PyTorch 2.11 on an H100, torch.compile (default) + CUDA graph.
+# External reference latencies (not measured here): FP16, batch 1, plain PyTorch 2.11 on an H100,
+# torch.compile (default) + CUDA graph.
 REFERENCE_MS = {
     ("vgg", "bn", "relu", 64): 0.63,
     ("vgg", "ln", "gelu", 64): 0.64,
@@ -72,7 +73,7 @@ def best_per_config(variants: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_table(best: pd.DataFrame) -> pd.DataFrame:
-    """The issue's FP16 reference configurations: its latency, our best and whether ours is at least as fast."""
+    """The FP16 reference configurations: its latency, our best and whether ours is at least as fast."""
     rows = []
     for (block, norm, act, size), reference in REFERENCE_MS.items():
         match = best[
@@ -120,7 +121,7 @@ def wide_table(best: pd.DataFrame) -> pd.DataFrame:
 def best_mode_markdown(best: pd.DataFrame) -> str:
     return "\n\n".join(
         [
-            "### FP16 reference configs (the issue's table)",
+            "### FP16 reference configs (external reference latencies)",
             to_markdown(displayed(reference_table(best))),
             f"### Per-config best ({len(best)} configs; mode (number of variants measured))",
             to_markdown(displayed(wide_table(best))),
