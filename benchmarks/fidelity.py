@@ -4,7 +4,7 @@ For each config, ``run_job`` measures the torch backend in ``cuda_graph`` mode e
 (tracking off); then, in the same process, the same network is captured in a CUDA graph by hand and replayed
 ``--iters`` times with a CUDA event pair around each replay. Target: medians within +-3 %, CoV < 1 %.
 
-    python benchmarks/fidelity.py --device cuda --out docs/gpu/fidelity.md
+    python benchmarks/fidelity.py --device cuda --out docs/gpu/h200/fidelity.md
 """
 
 from __future__ import annotations
