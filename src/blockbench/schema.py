@@ -31,11 +31,6 @@ def at_least(minimum: float, default: Any = MISSING, *, strict: bool = False) ->
     return dataclasses.field(default=default, metadata={_MINIMUM: minimum, _STRICT: strict})
 
 
-def at_least_factory(minimum: float, factory: Any) -> Any:
-    """:func:`at_least` for a mutable default."""
-    return dataclasses.field(default_factory=factory, metadata={_MINIMUM: minimum, _STRICT: False})
-
-
 def refuse(key: str, value: Any, rule: str) -> ConfigError:
     """The one wording of a refused value: the full key, the value, and what is allowed."""
     return ConfigError(f"{key}={value!r} is not allowed; {rule}")

@@ -574,6 +574,17 @@ PRECISION_PAIRS = (
     ("bf16", "int8"),
 )
 
+
+def _ratio_columns(slow: str, fast: str, paper_note: str = "") -> dict[str, str]:
+    """The detail columns of a slow/fast pair: both latencies, our ratio and the paper's."""
+    return {
+        "den_ms": f"{fast} (ms)",
+        "num_ms": f"{slow} (ms)",
+        "ratio": f"{slow}/{fast}",
+        "paper_ratio": f"paper {slow}/{fast}{paper_note}",
+    }
+
+
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
         "bn_faster_than_ln",
@@ -582,10 +593,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         pairs=(("ln", "bn"),),
         columns={
             **_identity("norm"),
-            "den_ms": "BN (ms)",
-            "num_ms": "LN (ms)",
-            "ratio": "LN/BN",
-            "paper_ratio": "paper LN/BN",
+            **_ratio_columns("LN", "BN"),
             "verdict": "verdict",
         },
         paper=lambda e: f"BN faster in {_paper_share_holding(e)}; LN/BN {spread(e.ref['ratio'])}",
@@ -603,10 +611,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
             "resolution": "Resolution",
             "act": "Act",
             "label": "Engine",
-            "den_ms": "BN (ms)",
-            "num_ms": "LN (ms)",
-            "ratio": "LN/BN",
-            "paper_ratio": "paper LN/BN (tables)",
+            **_ratio_columns("LN", "BN", " (tables)"),
             "paper_stated": "paper (text)",
             "verdict": "verdict",
         },
@@ -620,10 +625,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         pairs=(("gelu", "relu"),),
         columns={
             **_identity("act"),
-            "den_ms": "ReLU (ms)",
-            "num_ms": "GELU (ms)",
-            "ratio": "GELU/ReLU",
-            "paper_ratio": "paper GELU/ReLU",
+            **_ratio_columns("GELU", "ReLU"),
             "verdict": "verdict",
         },
         paper=lambda e: (
