@@ -171,6 +171,11 @@ class RunOptions:
     # sweeps: build engines in this many parallel processes before timing jobs in turn
     prebuild_workers: int = at_least(0, 0)
     build_only: bool = False  # build and log each engine without running or timing it (automatic where it cannot run)
+    # process: each job builds and measures in a fresh worker process (nothing of an earlier job carries over);
+    # inline: in this process (debugging)
+    isolation: str = choice(("process", "inline"), default="process")
+    hang_margin_s: float = at_least(0, 120.0, strict=True)  # a worker silent in its benchmark stage this long past
+    # its stopping rule's max_s is taken as hung, killed and its run ended FAILED
 
     def check_rules(self, prefix: str) -> None:
         if not self.stale_after_s >= 2 * self.heartbeat_s:
