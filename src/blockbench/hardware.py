@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 
 import psutil
@@ -110,13 +111,39 @@ def clock_event_names(mask: float) -> str:
     return "+".join(names) or "none"
 
 
+def peak_memory_meaning(device_type: str) -> str:
+    """What ``peak_memory_mb`` (MiB) is on a device type: said next to the number, in the summary and the docs."""
+    if device_type == "cuda":
+        return "device: torch allocator's peak + memory held outside it (sampled)"
+    return "process high-water RSS"
+
+
+def _process_peak_rss_bytes() -> int:
+    """The OS's high-water mark of this process's resident memory, since the process started.
+
+    ``ru_maxrss`` is kept by the kernel, so no allocation between two samples is missed (the export, the build).
+    Linux reports KiB, macOS bytes; without ``resource`` (Windows) the current RSS is the best available.
+    """
+    try:
+        import resource
+    except ImportError:
+        return int(psutil.Process().memory_info().rss)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
 class MemoryProbe:
-    """Peak memory of a job: device allocator peak plus non-torch device use on GPU, sampled RSS on CPU."""
+    """Peak memory of a job (:func:`peak_memory_meaning`).
+
+    CPU: the process's high-water RSS (the OS's, so it covers everything the process did: export, build and
+    measurement; a job in a fresh worker process gets its own peak). GPU: torch's allocator peak since the probe
+    was made (exact) plus the device memory held outside torch's allocator (TensorRT, ONNX Runtime, cuDNN
+    workspaces), which only a sample can see.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.peak_bytes = 0
-        self.process = psutil.Process()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -130,11 +157,12 @@ class MemoryProbe:
             foreign = max(0, total - free - torch.cuda.memory_reserved(self.device) - self.baseline_used)
             used = torch.cuda.max_memory_allocated(self.device) + foreign
         else:
-            used = self.process.memory_info().rss
+            used = _process_peak_rss_bytes()
         self.peak_bytes = max(self.peak_bytes, used)
 
     @property
     def peak_mb(self) -> float:
+        """The peak in MiB (2**20 bytes), the unit of the ``peak_memory_mb`` metric."""
         return self.peak_bytes / 2**20
 
 

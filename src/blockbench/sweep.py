@@ -357,7 +357,14 @@ def task(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _print_summary(cfg: DictConfig, result: JobResult) -> None:
+    """The run in a few lines, each figure named for what it is: measured, derived (images/s = batch / median)
+    or decided (the parity verdict with the number and tolerance that decide it)."""
+    from blockbench.hardware import peak_memory_meaning
+    from blockbench.precisions import TOLERANCE
+    from blockbench.statistics import UNSTABLE_COV
+
     m, tags = result.metrics, result.tags
+    device_type = "cuda" if str(cfg.hardware.device).startswith("cuda") else "cpu"
     lines = [f"{run_name(cfg)}: {m['params_count'] / 1e6:.2f} M params, {m['macs'] / 1e9:.2f} GMACs"]
     if tags.get("build_only") == "true":  # an engine and its build facts, no latency (docs/tensorrt.md)
         lines += [
@@ -368,22 +375,33 @@ def _print_summary(cfg: DictConfig, result: JobResult) -> None:
         ]
     else:
         if names.LATENCY_MEDIAN in m:
+            cov = m[names.LATENCY_COV]
+            unstable = f" UNSTABLE (> {100 * UNSTABLE_COV:g} %)" if cov > UNSTABLE_COV else ""
             lines.append(
                 f"  latency median {m[names.LATENCY_MEDIAN]:.3f} ms (95 % CI {m[names.LATENCY_MEDIAN_CI_LOW]:.3f}-"
                 f"{m[names.LATENCY_MEDIAN_CI_HIGH]:.3f}), p99 {m[names.LATENCY_P99]:.3f} ms, "
-                f"CoV {100 * m['latency_cov']:.1f} %, {m['throughput_qps']:.1f} img/s ({cfg.benchmark.mode}, "
-                f"{tags.get('timer')}, {tags.get('cache_state', 'warm')} caches)"
+                f"CoV {100 * cov:.1f} %{unstable}, batch/median = {m['throughput_qps']:.1f} images/s "
+                f"({cfg.benchmark.mode}, {tags.get('timer')}, {tags.get('cache_state', 'warm')} caches)"
             )
         if names.PIPELINED_MEDIAN in m:
             lines.append(
                 f"  pipelined {m[names.PIPELINED_MEDIAN]:.3f} ms per inference (95 % CI "
                 f"{m[names.PIPELINED_MEDIAN_CI_LOW]:.3f}-{m[names.PIPELINED_MEDIAN_CI_HIGH]:.3f}), "
-                f"{m['pipelined_throughput_qps']:.1f} img/s"
+                f"batch/pipelined median = {m['pipelined_throughput_qps']:.1f} images/s"
             )
+        if names.PARITY_REL_L2 in m:
+            tolerance = TOLERANCE[cfg.precision.name]
+            passed = tags.get("parity", "pass" if m[names.PARITY_REL_L2] <= tolerance else "fail") == "pass"
+            parity = (
+                f"parity {'pass' if passed else 'FAIL'} (relative L2 {m[names.PARITY_REL_L2]:.3g}, tolerance "
+                f"{tolerance:.3g}; max abs {m[names.PARITY_MAX_ABS]:.3g})"
+            )
+        else:
+            parity = "parity not checked"
         lines += [
-            f"  parity max abs err {m[names.PARITY_MAX_ABS]:.3g}, build {m[names.BUILD_S]:.1f} s, "
+            f"  {parity}, build {m[names.BUILD_S]:.1f} s, "
             f"export {m[names.EXPORT_S]:.1f} s ({tags.get('export_cache', 'no export')}), "
-            f"peak memory {m['peak_memory_mb']:.0f} MB",
+            f"peak memory {m['peak_memory_mb']:.0f} MiB ({peak_memory_meaning(device_type)})",
         ]
     if result.run_id:
         stored = m.get(names.ARTIFACT_MB)
