@@ -21,15 +21,25 @@ def test_a_ten_percent_slowdown_is_found_with_its_interval() -> None:
     result = compare_samples(noisy(1.0, 300, 1), noisy(1.10, 300, 2))
     assert result.ratio == pytest.approx(1.10, abs=0.003)
     assert 1.09 < result.low < result.ratio < result.high < 1.11
-    assert result.verdict.startswith("B is slower than A: 10.")
+    assert result.verdict == f"B is slower than A by {100 * (result.low - 1):.1f}–{100 * (result.high - 1):.1f} %"
 
 
 def test_faster_equivalent_and_undecided() -> None:
     assert compare_samples(noisy(1.0, 300, 3), noisy(0.9, 300, 4)).verdict.startswith("B is faster than A")
     same = compare_samples(noisy(1.0, 500, 5), noisy(1.0, 500, 6), threshold=0.01)
-    assert same.verdict == "equivalent within ±1 %"
+    assert same.verdict == "within ±1 %"
     few = compare_samples(noisy(1.0, 8, 7, spread=0.2), noisy(1.02, 8, 8, spread=0.2))
-    assert few.verdict == "no detectable difference at ±1 % with these samples"
+    assert few.verdict.startswith("cannot tell at ±1 %: the interval, ")
+
+
+def test_an_interval_that_excludes_1_but_crosses_the_threshold_is_not_called_no_difference() -> None:
+    """1.02 in [1.006, 1.034] at ±1 %: B is slower, by more or less than 1 % the samples cannot say."""
+    from blockbench.compare import Comparison
+
+    verdict = Comparison(1.0, 1.02, 1.02, 1.006, 1.034, 0.01, 300, 300).verdict
+    assert verdict == "cannot tell at ±1 %: the interval, +0.6 % to +3.4 %, crosses ±1 %"
+    assert Comparison(1.0, 1.1, 1.1, 1.09, 1.11, 0.01, 300, 300).verdict == "B is slower than A by 9.0–11.0 %"
+    assert Comparison(1.0, 0.9, 0.9, 0.89, 0.91, 0.01, 300, 300).verdict == "B is faster than A by 9.0–11.0 %"
 
 
 def test_the_interval_is_reproducible() -> None:

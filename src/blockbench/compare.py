@@ -7,9 +7,10 @@
 
 The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, a fixed seed, so
 the same samples always give the same interval): the ratio of two medians has no exact distribution-free interval,
-and the bootstrap needs no assumption about the latency distribution. Verdict, at a threshold ``t`` (default 1 %):
-B is slower (faster) when the whole interval lies above ``1 + t`` (below ``1 - t``); the two are equivalent when it
-lies within ``[1 - t, 1 + t]``; otherwise no difference is detectable with these samples.
+and the bootstrap needs no assumption about the latency distribution. Verdict, at a threshold ``t`` (default 1 %),
+worded by :func:`blockbench.statistics.describe`: "B is slower (faster) than A by x–y %" when the whole interval
+lies above ``1 + t`` (below ``1 / (1 + t)``); "within ±t %" when it lies between the two; otherwise "cannot tell at
+±t %", with the interval, which then crosses a bound (it may still exclude 1).
 
 ``--interleave`` measures the two configurations alternately in one process (A, B, A, B, ... in rounds of
 ``--round`` inferences), so a drift of clocks or temperature over the measurement falls on both alike instead of
@@ -27,16 +28,7 @@ import numpy as np
 
 from blockbench import latencies
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
-from blockbench.statistics import (
-    EQUIVALENT,
-    HIGHER,
-    LOWER,
-    RATIO_METHOD,
-    SEED,
-    bootstrap_medians,
-    classify,
-    interval,
-)
+from blockbench.statistics import RATIO_METHOD, SEED, bootstrap_medians, describe, interval
 
 
 @dataclass(frozen=True)
@@ -54,15 +46,9 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        t = self.threshold
-        where = classify(self.ratio, self.low, self.high, t)
-        if where == HIGHER:
-            return f"B is slower than A: {100 * (self.ratio - 1):.1f} % (interval excludes +{100 * t:g} %)"
-        if where == LOWER:
-            return f"B is faster than A: {100 * (1 - self.ratio):.1f} % (interval excludes -{100 * t:g} %)"
-        if where == EQUIVALENT:
-            return f"equivalent within ±{100 * t:g} %"
-        return f"no detectable difference at ±{100 * t:g} % with these samples"
+        return describe(
+            self.ratio, self.low, self.high, self.threshold, above="B is slower than A", below="B is faster than A"
+        )
 
     def report(self) -> str:
         return (

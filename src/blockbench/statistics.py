@@ -65,6 +65,7 @@ RATIO_METHOD = f"percentile bootstrap of the ratio of medians, {BOOTSTRAP_RESAMP
 _CHUNK = 500  # resamples drawn at once: bounds memory at 500 x n indices
 
 HIGHER, LOWER, EQUIVALENT, UNCLEAR = "higher", "lower", "equivalent", "unclear"
+CANNOT_TELL = "cannot tell"  # how every verdict words UNCLEAR: the interval crosses a bound of the margin
 
 
 def bootstrap_medians(
@@ -104,3 +105,30 @@ def classify(ratio: float, low: float, high: float, margin: float) -> str:
     if lower <= low and high <= upper:
         return EQUIVALENT
     return UNCLEAR
+
+
+def _signed_percent(ratio: float) -> str:
+    return f"{100 * (ratio - 1):+.1f} %"
+
+
+def describe(ratio: float, low: float, high: float, margin: float, above: str, below: str) -> str:
+    """The one wording of :func:`classify`'s outcome for a ratio of latencies, so that none can be misread.
+
+    ``above`` / ``below`` name the two directions (``"B is slower than A"``). Higher: ``{above} by x–y %`` (the
+    interval, as the ratio's excess over 1); lower: ``{below} by x–y %`` (as the latency saved); equivalent:
+    ``within ±t %``; unclear: ``cannot tell at ±t %``, with the interval, which may exclude 1 and still cross a
+    bound (1.02 in [1.006, 1.034] at ±1 %: slower, but by more or less than 1 % the samples cannot say).
+    """
+    where = classify(ratio, low, high, margin)
+    t = f"±{100 * margin:g} %"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low = high = ratio
+    if where == HIGHER:
+        return f"{above} by {100 * (low - 1):.1f}–{100 * (high - 1):.1f} %"
+    if where == LOWER:
+        return f"{below} by {100 * (1 - high):.1f}–{100 * (1 - low):.1f} %"
+    if where == EQUIVALENT:
+        return f"within {t}"
+    if not math.isfinite(ratio):
+        return f"{CANNOT_TELL} at {t}: no ratio"
+    return f"{CANNOT_TELL} at {t}: the interval, {_signed_percent(low)} to {_signed_percent(high)}, crosses {t}"

@@ -40,6 +40,7 @@ from blockbench.report.data import (
 from blockbench.report.paper import paper_records
 from blockbench.report.tables import to_markdown
 from blockbench.statistics import (
+    CANNOT_TELL,
     EQUIVALENT,
     HIGHER,
     LOWER,
@@ -60,7 +61,7 @@ FP32_CLASS = ("tf32", "fp32")  # preference order for "the FP32 column"
 MAX_DETAIL_ROWS = 60
 BOOTSTRAPPED_METRIC = "latency_ms_median"  # the metric whose samples are kept: intervals exist for it only
 
-HOLDS, REVERSED, SAME, UNCLEAR, NOT_TESTED = "holds", "reversed", "equivalent", "cannot tell", "not tested"
+HOLDS, REVERSED, SAME, UNCLEAR, NOT_TESTED = "holds", "reversed", "equivalent", CANNOT_TELL, "not tested"
 MIXED = "mixed"
 REPRODUCED, DIRECTION_ONLY, CONTRADICTED = "reproduced", "direction holds, magnitude differs", "contradicted"
 _CLASS_WORDS = {HIGHER: HOLDS, LOWER: REVERSED, EQUIVALENT: SAME}
