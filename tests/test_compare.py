@@ -104,3 +104,32 @@ def test_interleave_times_both_tiny_networks_alternately(capsys) -> None:
     assert main([*args, *tiny, "cache_dir=/tmp/blockbench-compare-cache"]) == 0
     out = capsys.readouterr().out
     assert "A: mobilenet-bn-relu-64-fp32-onnxruntime (cpu, compute)" in out and "(12 samples)" in out
+
+
+def _logged_run(uri: str, experiment: str, samples: np.ndarray, folder: Path) -> str:
+    """A run in ``experiment`` holding ``samples`` as its latencies.csv, as a timed job logs them."""
+    from mlflow.tracking import MlflowClient
+
+    from blockbench import latencies
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id).info.run_id
+    folder.mkdir(parents=True)
+    latencies.write(folder / latencies.FILE, [("per_request", samples)])
+    client.log_artifact(run_id, str(folder / latencies.FILE))
+    client.set_terminated(run_id)
+    return run_id
+
+
+def test_run_ids_are_found_in_any_experiment_of_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Run ids name runs across a store: no --experiment needed (the default one does not even exist here)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    a = _logged_run(uri, "h100-paper", noisy(1.0, 100, 11), tmp_path / "a")
+    b = _logged_run(uri, "h100-speed", noisy(1.2, 100, 12), tmp_path / "b")
+    assert main(["--tracking-uri", uri, a, b]) == 0
+    out = capsys.readouterr().out
+    assert f"A: run {a}" in out and f"B: run {b}" in out and "verdict: B is slower than A by" in out
+    assert main(["--tracking-uri", uri, a, "0" * 32]) == 2
+    assert f"no run '{'0' * 32}' in {uri}" in capsys.readouterr().err

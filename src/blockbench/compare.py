@@ -87,7 +87,7 @@ def _samples_of_run(run_id: str, timing: str) -> np.ndarray:
     return values
 
 
-def _run_by_selector(client: object, experiment_id: str, selector: str) -> str:
+def _run_by_selector(client: object, experiment_id: str | None, selector: str) -> str:
     """The newest FINISHED, timed run whose tags match ``key=value,key=value``."""
     pairs = [p.split("=", 1) for p in selector.replace(" ", ",").split(",") if p]
     if not pairs or any(len(p) != 2 for p in pairs):
@@ -102,16 +102,32 @@ def _run_by_selector(client: object, experiment_id: str, selector: str) -> str:
     return str(timed[0].info.run_id)
 
 
+def _existing_run(client: object, uri: str, run_id: str) -> str:
+    """``run_id`` if the store has it, in whichever experiment: a run id names one run across a store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)  # type: ignore[attr-defined]
+    except MlflowException as exc:
+        raise ConfigError(f"no run {run_id!r} in {uri} ({exc.error_code})") from exc
+    return run_id
+
+
 def compare_runs(uri: str, experiment: str, a: str, b: str, timing: str, threshold: float) -> Comparison:
+    """Two logged runs, each a run id (found in any experiment of the store) or a tag selector (``key=value,...``,
+    the newest matching run of ``experiment``)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ConfigError(f"no experiment {experiment!r} in {uri}")
-    ids = [x if "=" not in x else _run_by_selector(client, found.experiment_id, x) for x in (a, b)]
+    experiment_id = None
+    if "=" in a or "=" in b:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise ConfigError(f"no experiment {experiment!r} in {uri}; a tag selector searches one (--experiment)")
+        experiment_id = found.experiment_id
+    ids = [_run_by_selector(client, experiment_id, x) if "=" in x else _existing_run(client, uri, x) for x in (a, b)]
     print(f"A: run {ids[0]}\nB: run {ids[1]}")
     return compare_samples(_samples_of_run(ids[0], timing), _samples_of_run(ids[1], timing), threshold)
 
@@ -170,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--a", help="A: tag selector (key=value,...) of a logged run; with --interleave, overrides")
     parser.add_argument("--b", help="B: likewise")
     parser.add_argument("--tracking-uri", default=default_tracking_uri())
-    parser.add_argument("--experiment", default="blockbench")
+    parser.add_argument(
+        "--experiment", default="blockbench", help="where --a/--b tag selectors search; run ids are found in any"
+    )
     parser.add_argument("--timing", choices=("per_request", "pipelined"), default="per_request")
     parser.add_argument("--threshold", type=float, default=0.01, help="relative difference that matters (0.01 = 1 %%)")
     parser.add_argument("--interleave", action="store_true", help="re-measure A and B alternately in this process")
