@@ -19,7 +19,7 @@ import pytest
 from blockbench import metric_names as names
 from blockbench.compare import compare_samples
 from blockbench.report.__main__ import COMMANDS, main, parse_args, report_command
-from blockbench.report.best_mode import best_per_config, reference_table, torch_variant, torch_variants
+from blockbench.report.best_mode import best_per_config, torch_variant, torch_variants
 from blockbench.report.data import load_runs
 from blockbench.report.runs_table import latency_by_param, metrics_by_config
 from blockbench.report.tables import displayed, fmt_value, to_markdown
@@ -162,20 +162,16 @@ def test_best_mode_across_stores_counts_the_newest_run_of_each_variant(two_store
         dict(block="mobilenet", resolution=1024, precision="fp16", best_mode="compile+max-autotune", best_ms=0.95,
              runner_up="—", variants=1),
     ]  # fmt: skip
-    verdicts = reference_table(best).set_index("config")["verdict"]
-    assert verdicts["vgg bn relu 64"] == "at least as fast"
-    assert verdicts["mobilenet bn relu 1024"] == "5.6 % slower"  # 0.95 / 0.90
-    assert verdicts["vgg ln gelu 64"] == "—"  # not measured
 
 
-def test_best_mode_command_writes_both_tables_and_the_long_csv(
+def test_best_mode_command_writes_the_per_config_table_and_the_long_csv(
     two_stores: list[tuple[str, str]], tmp_path: Path
 ) -> None:
     out = tmp_path / "best_mode.md"
     stores = [arg for uri, experiment in two_stores for arg in ("--tracking-uri", uri, "--experiment", experiment)]
     assert main(["best-mode", *stores, "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert "| vgg bn relu 64 | 0.630 | 0.600 | compile+channels-last | at least as fast |" in lines
+    assert not any("reference" in line for line in lines)  # no latency of unknown provenance beside ours
     assert "### Per-config best (3 configs; mode (number of variants measured))" in lines
     wide = "| vgg | bn | relu | 64 | 4 | cuda_graph (1) | — | — | 0.600 | compile+channels-last (3) |"
     assert wide in lines

@@ -85,7 +85,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     table.add_argument("--out", type=Path, help="write the Markdown here (and the raw values as .json)")
     best = commands.add_parser(
         "best-mode",
-        help="the fastest torch mode per configuration across stores, beside external FP16 reference latencies",
+        help="the fastest torch mode per configuration across stores",
         description=best_mode.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,5 +1,5 @@
-"""``python -m blockbench.report best-mode``: the fastest torch mode per configuration across MLflow stores, and the
-external FP16 reference latencies beside it (``docs/gpu/best_mode.md``, ``docs/gpu/speed.md``).
+"""``python -m blockbench.report best-mode``: the fastest torch mode per configuration across MLflow stores
+(``docs/gpu/best_mode.md``, ``docs/gpu/speed.md``).
 
 A *variant* is how a configuration was run: ``backend.mode`` plus, for compiled modes, the inductor mode,
 channels-last and freezing. The newest run of each variant counts (a re-run supersedes an older one); the fastest
@@ -17,15 +17,6 @@ from blockbench.report.tables import displayed, to_markdown
 
 CONFIG = list(AXES)
 METRIC = "latency_ms_median"
-# External reference latencies (not measured here): FP16, batch 1, plain PyTorch 2.11 on an H100,
-# torch.compile (default) + CUDA graph.
-REFERENCE_MS = {
-    ("vgg", "bn", "relu", 64): 0.63,
-    ("vgg", "ln", "gelu", 64): 0.64,
-    ("vgg", "bn", "relu", 1024): 1.55,
-    ("mobilenet", "bn", "relu", 1024): 0.90,
-    ("convnext", "bn", "relu", 1024): 4.97,
-}
 PRECISIONS = ("fp32", "tf32", "fp16")
 
 
@@ -72,34 +63,6 @@ def best_per_config(variants: pd.DataFrame) -> pd.DataFrame:
     return sort_rows(pd.DataFrame(rows), by, paper_order=("precision", "block"))
 
 
-def reference_table(best: pd.DataFrame) -> pd.DataFrame:
-    """The FP16 reference configurations: its latency, our best and whether ours is at least as fast."""
-    rows = []
-    for (block, norm, act, size), reference in REFERENCE_MS.items():
-        match = best[
-            (best.block == block)
-            & (best.norm == norm)
-            & (best.act == act)
-            & (best.resolution == size)
-            & (best.precision == "fp16")
-        ]
-        ours = float(match["best_ms"].iloc[0]) if len(match) else float("nan")
-        if pd.isna(ours):
-            verdict = "—"
-        else:
-            verdict = "at least as fast" if ours <= reference else f"{100 * (ours / reference - 1):.1f} % slower"
-        rows.append(
-            {
-                "config": f"{block} {norm} {act} {size}",
-                "reference ms": reference,
-                "best ms": ours,
-                "best mode": match["best_mode"].iloc[0] if len(match) else "—",
-                "verdict": verdict,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def wide_table(best: pd.DataFrame) -> pd.DataFrame:
     """One row per network and resolution; per precision the best median and its mode (of how many measured)."""
     network = ["block", "norm", "act", "resolution"]
@@ -121,8 +84,6 @@ def wide_table(best: pd.DataFrame) -> pd.DataFrame:
 def best_mode_markdown(best: pd.DataFrame) -> str:
     return "\n\n".join(
         [
-            "### FP16 reference configs (external reference latencies)",
-            to_markdown(displayed(reference_table(best))),
             f"### Per-config best ({len(best)} configs; mode (number of variants measured))",
             to_markdown(displayed(wide_table(best))),
         ]
