@@ -93,3 +93,14 @@ def test_the_bootstrap_interval_of_a_ratio_covers_the_true_ratio_and_is_reproduc
     assert low < 1.2 < high and high - low < 0.03
     again = bootstrap_medians(b, np.random.default_rng(1)) / bootstrap_medians(a, np.random.default_rng(2))
     assert interval(again) == (low, high)
+
+
+def test_the_unstable_threshold_is_trtexecs_and_every_doc_states_the_same() -> None:
+    """trtexec (TensorRT >= 10.13.2, samples/common/sampleReporting.cpp): kUNSTABLE_PERF_REPORTING_THRESHOLD{2.5F}."""
+    from blockbench.statistics import UNSTABLE_COV
+    from tests.helpers import ROOT
+
+    assert UNSTABLE_COV == 0.025
+    for doc in ("README.md", "docs/measurement.md"):
+        text = (ROOT / doc).read_text()
+        assert "CoV exceeds 2.5 %" in text or "CoV above 2.5 %" in text, doc

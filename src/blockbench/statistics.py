@@ -17,7 +17,10 @@ import numpy as np
 
 CONFIDENCE = 0.95
 METHOD = "order statistic (binomial), 95 %"
-UNSTABLE_COV = 0.025  # trtexec's rule: above 2.5 % CoV a latency is not stable enough to compare finely
+# trtexec's rule: above this CoV a latency is not stable enough to compare finely. TensorRT's trtexec reporting code,
+# samples/common/sampleReporting.cpp: ``constexpr float kUNSTABLE_PERF_REPORTING_THRESHOLD{2.5F};`` (percent) since
+# TensorRT 10.13.2, the newest release too (11.1); 1.0F from 8.4 through 10.13.0.
+UNSTABLE_COV = 0.025
 
 
 def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] | None:
