@@ -23,7 +23,7 @@ from blockbench import metric_names as names
 from blockbench.config import project_root
 from blockbench.hardware import set_numeric_mode
 from blockbench.models import build_model
-from blockbench.pipeline import run_job
+from blockbench.job.run import run_job
 
 CONFIGS = [
     ("vgg", "bn", "relu", 64),

@@ -1,6 +1,6 @@
 """FP32 vs BF16 vs INT8 on this CPU: every block x BN/LN at 64x64, ONNX Runtime and torch.compile, with parity.
 
-Runs the real pipeline (``blockbench.pipeline.run_job``, tracking off, ``benchmark=sweep``) for each configuration
+Runs the real pipeline (``blockbench.job.run.run_job``, tracking off, ``benchmark=sweep``) for each configuration
 and precision each engine has a real path for -- ONNX Runtime: FP32 and INT8 (its CPU provider has no BF16
 convolution, so BF16 is refused); torch.compile with freezing: FP32, BF16 and INT8 (PT2E) -- and prints a Markdown
 table: the median latency with its 95 % interval, the speed-up over FP32 with a 95 % bootstrap interval from the kept
@@ -25,7 +25,7 @@ from blockbench import metric_names as names
 from blockbench.compare import Comparison, compare_samples
 from blockbench.config import project_root
 from blockbench.errors import BlockbenchError
-from blockbench.pipeline import run_job
+from blockbench.job.run import run_job
 
 BLOCKS = ("vgg", "resnet", "mobilenet", "convnext")
 NORMS = ("bn", "ln")

@@ -1,6 +1,6 @@
 """Latency under each timing condition: warm vs flushed caches x per-request vs pipelined, with 95 % intervals.
 
-Runs the real pipeline (``blockbench.pipeline.run_job``, tracking off) for a few configurations, each with
+Runs the real pipeline (``blockbench.job.run.run_job``, tracking off) for a few configurations, each with
 ``benchmark.timing=both`` and ``benchmark.cache`` warm and flushed, and prints a Markdown table; ``--csv`` also
 writes every metric of every job. Which configurations and engine: ``--configs`` and ``--overrides``.
 
@@ -20,7 +20,7 @@ from job_rows import markdown, show_progress, with_interval, write_rows
 
 from blockbench import metric_names as names
 from blockbench.config import project_root
-from blockbench.pipeline import run_job
+from blockbench.job.run import run_job
 
 CONFIGS = [
     "block=vgg norm=bn act=relu resolution.size=64",

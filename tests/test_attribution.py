@@ -16,7 +16,7 @@ from blockbench.backends.torch.profile import inductor_kernel_class
 from blockbench.errors import ConfigError
 from blockbench.export import export_onnx
 from blockbench.models import build_model
-from blockbench.pipeline import plan_job
+from blockbench.job.plan import plan_job
 from tests.helpers import TINY
 
 DATA = Path(__file__).parent / "data"

@@ -1,6 +1,8 @@
-"""The latency harness on a fake step: stopping rules, the two latency definitions, cache flushing, progress."""
+"""The latency harness on a fake step: stopping rules, the two latency definitions, cache flushing, no thread beside the loop."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -120,19 +122,22 @@ def test_the_flush_buffer_is_twice_the_cache_and_changes_every_time() -> None:
     assert flush.nbytes == 8192 and flush.buffer.size == 8192 and int(flush.buffer[0]) != first
 
 
-def test_the_progress_total_follows_the_iterations_actually_run(clock: FakeClock, monkeypatch) -> None:
-    seen: list[tuple[int, int]] = []
-    real = benchmark.tqdm
+def test_the_timed_loop_starts_no_thread_and_the_window_hook_runs_once_before_it(clock: FakeClock) -> None:
+    """Progress belongs to the parent process: with ``progress=True`` the loop still shows nothing and starts no
+    thread (a progress bar's monitor thread would run beside the measurement)."""
+    before = {t.ident for t in threading.enumerate()}
+    seen: list[set[int | None]] = []
+    opened: list[int] = []
 
-    class Spy(real):  # type: ignore[misc, valid-type]
-        def close(self) -> None:
-            seen.append((self.n, self.total))
-            super().close()
+    class Watched(FakeStep):
+        def __call__(self) -> None:
+            seen.append({t.ident for t in threading.enumerate()})
+            super().__call__()
 
-    monkeypatch.setattr(benchmark, "tqdm", Spy)
-    monkeypatch.setattr(benchmark.sys.stderr, "isatty", lambda: True)
-    result = measure(FakeStep(clock, [10.0]), settings(min_iters=5, min_s=1.0, progress=True))
-    assert seen[0] == (result.samples_ms.size, result.samples_ms.size)  # 100 of 100, not 100 of 5
+    step = Watched(clock, [10.0])
+    result = measure(step, settings(min_iters=5, min_s=1.0, progress=True), on_window=lambda: opened.append(step.calls))
+    assert result.samples_ms.size == 100 and all(threads == before for threads in seen)
+    assert opened == [1 + 3]  # after the cold call and the warm-up, before the first timed call
 
 
 def test_clock_event_reasons_are_spelled_out() -> None:

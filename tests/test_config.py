@@ -14,7 +14,7 @@ from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
 from blockbench.backends.torch.settings import TorchSettings
 from blockbench.config import typed_config
 from blockbench.errors import ConfigError
-from blockbench.pipeline import plan_job
+from blockbench.job.plan import plan_job
 
 GROUPS = {
     "block": ["vgg", "resnet", "mobilenet", "convnext"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from blockbench.pipeline import _parity
+from blockbench.job.execute import parity
 from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
 from tests.helpers import TINY, run_main, store_runs
 
@@ -143,15 +143,15 @@ def test_bad_input_gives_one_clear_message_and_no_run(tmp_path: Path, args: list
 
 def test_parity_measures_relative_error_and_rejects_nan() -> None:
     ref = torch.tensor([[3.0, -4.0]])  # ||ref|| = 5
-    abs_err, rel_err = _parity(torch.tensor([[3.1, -4.0]]), ref)
+    abs_err, rel_err = parity(torch.tensor([[3.1, -4.0]]), ref)
     assert abs_err == pytest.approx(0.1) and rel_err == pytest.approx(0.02)
     assert rel_err > PARITY_TOLERANCE["fp32"] and rel_err <= PARITY_TOLERANCE["bf16"]
     from blockbench.errors import ParityError
 
     with pytest.raises(ParityError, match="NaN"):
-        _parity(torch.tensor([[float("nan"), 0.0]]), ref)
+        parity(torch.tensor([[float("nan"), 0.0]]), ref)
     with pytest.raises(ParityError, match="shape"):
-        _parity(torch.zeros(1, 3), ref)
+        parity(torch.zeros(1, 3), ref)
 
 
 def stored_copies(tmp_path: Path, name: str) -> list[Path]:
@@ -189,16 +189,19 @@ def test_a_sweep_sharing_one_export_stores_it_once_unless_asked_for_all(tmp_path
 
 @pytest.mark.parametrize(("policy", "status"), [("warn", "FINISHED"), ("fail", "FAILED")])
 def test_a_parity_failure_never_loses_the_latency(compose_cfg, tmp_path: Path, monkeypatch, policy, status) -> None:
-    from blockbench import pipeline, precisions
+    from blockbench import precisions
     from blockbench.errors import ParityError
+    from blockbench.job.run import run_job
 
     monkeypatch.setitem(precisions.TOLERANCE, "fp32", 0.0)  # any rounding difference is now a failure
-    cfg = compose_cfg(*TINY, f"benchmark.parity={policy}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}")
+    cfg = compose_cfg(  # inline: the patched tolerance must reach the code that measures
+        *TINY, "run.isolation=inline", f"benchmark.parity={policy}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"
+    )
     if policy == "fail":
         with pytest.raises(ParityError, match="latency is measured and logged anyway"):
-            pipeline.run_job(cfg)
+            run_job(cfg)
     else:
-        assert pipeline.run_job(cfg).tags["parity"] == "fail"
+        assert run_job(cfg).tags["parity"] == "fail"
     (run,) = store_runs(tmp_path / "mlflow.db")
     assert run["status"] == status and run["tags"]["parity"] == "fail"
     assert run["metrics"]["latency_ms_median"] > 0 and run["metrics"]["parity_rel_l2_err"] > 0

@@ -32,7 +32,7 @@ from blockbench.cache import CacheError, ContentCache
 from blockbench.config import BENCHMARK_MODES, COMPLEXITY_COUNTERS, PRECISIONS
 from blockbench.errors import EXPLAINED_EXIT, ConfigError
 from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
-from blockbench.pipeline import plan_job
+from blockbench.job.plan import plan_job
 from blockbench.tracking import (
     CONFIG_HASH_TAG,
     HEARTBEAT_TAG,

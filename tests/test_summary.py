@@ -11,10 +11,9 @@ from omegaconf import DictConfig
 
 from blockbench import hardware, precisions, sweep
 from blockbench import metric_names as names
-from blockbench.pipeline import JobResult
 
 
-def _timed_result(parity: str, rel_l2: float, cov: float) -> JobResult:
+def _timed_result(parity: str, rel_l2: float, cov: float) -> sweep.JobResult:
     metrics = {
         names.PARAMS: 1e6,
         names.MACS: 1e9,
@@ -30,7 +29,7 @@ def _timed_result(parity: str, rel_l2: float, cov: float) -> JobResult:
         names.EXPORT_S: 1.0,
         "peak_memory_mb": 321.0,
     }
-    return JobResult(run_id=None, metrics=metrics, tags={"parity": parity, "timer": "perf_counter"})
+    return sweep.JobResult(run_id=None, metrics=metrics, tags={"parity": parity, "timer": "perf_counter"})
 
 
 def test_summary_prints_the_parity_verdict_with_the_number_and_tolerance_that_decide_it(

@@ -18,7 +18,7 @@ from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, Tens
 from blockbench.backends.tensorrt.versions import FEATURES, TrtVersion, check_release, check_settings, supports
 from blockbench.config import typed_config
 from blockbench.errors import BackendUnavailableError, ConfigError
-from blockbench.pipeline import plan_job
+from blockbench.job.plan import plan_job
 
 V10_7, V10_16, V11_4 = TrtVersion.parse("10.7.0.post1"), TrtVersion.parse("10.16.1.11"), TrtVersion.parse("11.4.0.106")
 RTX_1_7 = TrtVersion.parse("1.7.1.116", "tensorrt_rtx")

@@ -21,7 +21,8 @@ from blockbench import metric_names as names
 from blockbench.backends.tensorrt.cache import PLAN_FILE
 from blockbench.backends.tensorrt.library import LIBRARIES, load_bindings
 from blockbench.errors import ConfigError
-from blockbench.pipeline import JobResult, plan_job, run_job
+from blockbench.job.plan import plan_job
+from blockbench.job.run import JobResult, run_job
 from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
 from tests.helpers import TINY
 

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from blockbench.backends.base import InferenceStep
 from blockbench.energy import EnergyMeter, EnergyReading
@@ -64,7 +62,7 @@ class BenchmarkSettings:
     min_s: float
     max_s: float
     batch_size: int = 1
-    progress: bool = True
+    progress: bool = True  # the parent process reports a long stage's elapsed time (never the measuring process)
     timing: str = "per_request"  # per_request | pipelined | both
     cache: str = "warm"  # warm | flushed
 
@@ -198,7 +196,7 @@ class _Flusher:
             self.buffer.fill(self.value)
 
 
-class _Timer:
+class Timer:
     """Times ``depth`` calls of a step: CUDA events on its stream, or the host clock for synchronous steps.
 
     While ``detail`` is on (the per-request measurement), each call also keeps the host time spent issuing it
@@ -270,7 +268,7 @@ class _Timer:
         return (time.perf_counter_ns() - t0) / 1e6 / depth
 
 
-def _warm_up(timer: _Timer, settings: BenchmarkSettings) -> int:
+def _warm_up(timer: Timer, settings: BenchmarkSettings) -> int:
     begin, done = time.monotonic(), 0
     while (done < settings.warmup_iters or time.monotonic() - begin < settings.warmup_s) and (
         time.monotonic() - begin < settings.max_s
@@ -280,29 +278,26 @@ def _warm_up(timer: _Timer, settings: BenchmarkSettings) -> int:
     return done
 
 
-def _measure_loop(timer: _Timer, settings: BenchmarkSettings, depth: int = 1) -> list[float]:
+def _measure_loop(timer: Timer, settings: BenchmarkSettings, depth: int = 1) -> list[float]:
     """Samples until both ``min_iters`` inferences and ``min_s`` are reached (or ``max_s``); each sample times
-    ``depth`` inferences (then at least MIN_PIPELINED_SAMPLES samples). The progress bar counts inferences run."""
+    ``depth`` inferences (then at least MIN_PIPELINED_SAMPLES samples). Nothing but the samples happens here: no
+    progress display, no logging until the loop ends."""
     samples: list[float] = []
     begin = time.monotonic()
-    # A bar only on a terminal: redirected to a log, its carriage returns glue the next line onto it.
-    shown = settings.progress and sys.stderr.isatty()
-    label = "measure" if depth == 1 else "measure (pipelined)"
-    with tqdm(total=settings.min_iters, desc=label, unit="it", disable=not shown, leave=False) as bar:
-        while True:
-            elapsed = time.monotonic() - begin
-            if samples and elapsed >= settings.max_s:
-                log.warning("benchmark: stopped at max_s=%.0f s after %d samples", settings.max_s, len(samples))
-                break
-            enough = len(samples) * depth >= settings.min_iters and len(samples) >= (
-                MIN_PIPELINED_SAMPLES if depth > 1 else 1
-            )
-            if enough and elapsed >= settings.min_s:
-                break
-            samples.append(timer(depth))
-            if bar.n + depth > bar.total:  # past min_iters (min_s not reached yet): the bar keeps counting
-                bar.total = bar.n + depth
-            bar.update(depth)
+    stopped_at_max = False
+    while True:
+        elapsed = time.monotonic() - begin
+        if samples and elapsed >= settings.max_s:
+            stopped_at_max = True
+            break
+        enough = len(samples) * depth >= settings.min_iters and len(samples) >= (
+            MIN_PIPELINED_SAMPLES if depth > 1 else 1
+        )
+        if enough and elapsed >= settings.min_s:
+            break
+        samples.append(timer(depth))
+    if stopped_at_max:
+        log.warning("benchmark: stopped at max_s=%.0f s after %d samples", settings.max_s, len(samples))
     return samples
 
 
@@ -312,13 +307,14 @@ def measure(
     probe: MemoryProbe | None = None,
     on_first: Callable[[], None] | None = None,
     meter: EnergyMeter | None = None,
+    on_window: Callable[[], None] | None = None,
 ) -> LatencyResult:
     """Run the cold call, the warm-up and the measurement loop on ``step``.
 
     ``on_first`` runs right after the cold call (the parity check, so a wrong engine fails before minutes of
     measurement); ``probe`` is sampled after warm-up and at the end; GPU clocks are read at both ends of the
     measurement; ``meter`` reads the device's energy counter around the per-request loop (the pipelined one when
-    that is the only one).
+    that is the only one); ``on_window`` runs once as the timed window opens (what records the state measured under).
     """
     flush = None
     if settings.cache == "flushed":
@@ -330,7 +326,7 @@ def measure(
                 "report; use benchmark.cache=warm"
             )
         flush = _Flusher(step, cache_bytes)
-    timer = _Timer(step)
+    timer = Timer(step)
     with step.context():
         first = timer()
         if on_first is not None:
@@ -341,6 +337,8 @@ def measure(
             probe.sample()
         state = {f"gpu_{k}_start": v for k, v in (gpu_state(probe.device) if probe else {}).items()}
         timer.flush = flush  # cold call and warm-up ran as they always do; only timed calls are flushed
+        if on_window is not None:
+            on_window()
         begin = time.monotonic()
         timer.detail = True
         metered = meter is not None and not meter.unavailable

@@ -141,9 +141,10 @@ def interleave(
     """Build both engines, then time A and B alternately in one process: rounds of ``per_round`` inferences."""
     from hydra import compose, initialize_config_dir
 
-    from blockbench.benchmark import _Timer
+    from blockbench.benchmark import Timer
     from blockbench.config import project_root
-    from blockbench.pipeline import open_step, plan_job, run_name
+    from blockbench.job.engine import open_step
+    from blockbench.job.plan import plan_job, run_name
 
     with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
         cfgs = [
@@ -163,7 +164,7 @@ def interleave(
         steps = [stack.enter_context(open_step(plan)) for plan in plans]
         if any(step is None for step in steps):
             raise ConfigError("--interleave needs engines this machine can run (a build-only job has none)")
-        timers = [_Timer(step) for step in steps]  # type: ignore[arg-type]
+        timers = [Timer(step) for step in steps]  # type: ignore[arg-type]
         samples: list[list[float]] = [[], []]
         for step, timer in zip(steps, timers, strict=True):
             with step.context():  # type: ignore[union-attr]

@@ -7,9 +7,12 @@ the variable unset (always, outside tests and the chaos script) that is one dict
 Grammar: faults separated by ``;``, each ``STAGE[=ACTION][@KEY=VALUE,KEY=VALUE...]``:
 
 * ``STAGE`` — a pipeline stage name (``model``, ``export``, ``build``, ``benchmark``, ``tracking``, ...).
-* ``ACTION`` — ``error`` (default: raise :class:`InjectedFault`), ``kill`` (SIGKILL this process, like
-  ``kill -9``), ``sigint`` (Ctrl-C), ``sigterm``, ``unknown_op`` (append a node of an operator no runtime knows
-  to the job's exported ``model.onnx``, so the engine builder's own parser error is exercised).
+* ``ACTION`` — ``error`` (default: raise :class:`InjectedFault`), ``kill`` (SIGKILL the job's main process, like
+  ``kill -9``), ``sigint`` (Ctrl-C), ``sigterm`` — these three go to the process the user started, also when the
+  stage runs in a worker —, ``crash`` (SIGKILL the process running the stage: the measuring worker under
+  ``run.isolation=process``), ``exit`` (that process calls ``os._exit(3)``), ``hang`` (it sleeps for ever),
+  ``unknown_op`` (append a node of an operator no runtime knows to the job's exported ``model.onnx``, so the engine
+  builder's own parser error is exercised).
 * ``KEY=VALUE`` — only jobs whose resolved config has these values (dot keys of leaf values, compared as
   strings).
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,8 @@ from omegaconf import OmegaConf
 from blockbench.errors import ConfigError
 
 ENV = "BLOCKBENCH_FAULT"
-ACTIONS = ("error", "kill", "sigint", "sigterm", "unknown_op")
+ACTIONS = ("error", "kill", "sigint", "sigterm", "crash", "exit", "hang", "unknown_op")
+MAIN_PROCESS_ACTIONS = ("kill", "sigint", "sigterm")  # what a user or a scheduler does to the job's own process
 PLANTED_OP = "BlockbenchNoSuchOp"
 PLANTED_NODE = "planted_unknown_op"
 
@@ -89,24 +95,41 @@ def parse(spec: str) -> list[Fault]:
     return faults
 
 
-def inject(stage: str, cfg: Any) -> None:
-    """Perform the fault configured for ``stage`` and this job's config, if any."""
+def inject(stage: str, cfg: Any, relay: Callable[[str], None] | None = None) -> None:
+    """Perform the fault configured for ``stage`` and this job's config, if any.
+
+    ``relay``: where the stage runs in a worker, hands a :data:`MAIN_PROCESS_ACTIONS` fault to the job's main
+    process (which then calls :func:`perform`) instead of performing it here.
+    """
     spec = os.environ.get(ENV)
     if not spec:
         return
     for fault in parse(spec):
         if not fault.matches(stage, cfg):
             continue
-        if fault.action == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif fault.action == "sigint":
-            # As a user's Ctrl-C would be, whatever this process inherited (a background job starts with
-            # SIGINT ignored, and raising it would then do nothing).
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.raise_signal(signal.SIGINT)
-        elif fault.action == "sigterm":
-            signal.raise_signal(signal.SIGTERM)
+        if fault.action in MAIN_PROCESS_ACTIONS and relay is not None:
+            relay(fault.action)
         elif fault.action == "unknown_op":
             plant_unknown_op(Path(str(cfg.work_dir)) / "model.onnx")
-        else:
+        elif fault.action == "error":
             raise InjectedFault(f"injected fault at stage {stage} ({ENV})")
+        else:
+            perform(fault.action)
+
+
+def perform(action: str) -> None:
+    """Do a process-level fault to this process."""
+    if action in ("kill", "crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "sigint":
+        # As a user's Ctrl-C would be, whatever this process inherited (a background job starts with
+        # SIGINT ignored, and raising it would then do nothing).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.raise_signal(signal.SIGINT)
+    elif action == "sigterm":
+        signal.raise_signal(signal.SIGTERM)
+    elif action == "exit":
+        os._exit(3)
+    elif action == "hang":
+        while True:
+            time.sleep(3600)

@@ -28,12 +28,19 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from blockbench import resume
 from blockbench.backends import backend_class
 from blockbench.cli import quote_numeric_group_choices
 from blockbench.config import project_root
 from blockbench.errors import ConfigError
+from blockbench.job.engine import prebuild_job
+from blockbench.job.plan import plan_job, run_name
+from blockbench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +59,6 @@ class PrebuildSummary:
 
 def sweep_jobs(config: DictConfig) -> list[list[str]]:
     """Each job's overrides, in the order Hydra's basic sweeper launches them (same parser, same expansion)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]
     arguments += quote_numeric_group_choices(list(config.hydra.overrides.task))
@@ -83,8 +87,6 @@ def prebuild(config: DictConfig) -> PrebuildSummary:
     jobs = sweep_jobs(config)
     done: set[str] = set()
     if config.tracking.enabled and not config.run.force:
-        from blockbench.tracking import Tracker
-
         done = Tracker(config.tracking.uri, config.tracking.experiment).finished_config_hashes()
     threads = max(1, (os.cpu_count() or 1) // workers)
     log.info("prebuild: %d jobs in %d processes (%d compile threads each)", len(jobs), workers, threads)
@@ -159,21 +161,16 @@ def _init_worker() -> None:
 
 def _build(overrides: list[str], work_dir: str, done: set[str]) -> _Built:
     """In a worker: compose the job's config as Hydra would and build its engine."""
-    from hydra import compose, initialize_config_dir
-
-    from blockbench import resume
-    from blockbench.pipeline import plan_job, prebuild_job, run_name
-
     name = " ".join(overrides)
     start = time.perf_counter()
     try:
         with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
             cfg = compose("config", overrides=[*overrides, f"work_dir={work_dir}"])
         name = run_name(cfg)
-        ctx = plan_job(cfg).ctx
-        if done and resume.config_hash(resume.fingerprint(cfg, ctx.device, ctx.build_only)) in done:
+        plan = plan_job(cfg)
+        if done and resume.config_hash(resume.fingerprint(cfg, plan.ctx.device, plan.ctx.build_only)) in done:
             return _Built("skipped", name, "already FINISHED in the experiment")
-        prebuild_job(cfg)
+        prebuild_job(plan)
     except Exception as exc:  # noqa: BLE001 - reported by the parent; the job itself raises it again
         return _Built("failed", name, f"{type(exc).__name__}: {exc}")
     detail = f"built in {time.perf_counter() - start:.1f} s"

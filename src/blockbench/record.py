@@ -1,4 +1,4 @@
-"""Runs measured with tracking off, logged into an MLflow store later: ``python -m blockbench.record DIR ...``.
+"""Runs measured with tracking off, logged into an MLflow store later: ``blockbench-record DIR ...``.
 
 A GPU machine for benchmarking often has no MLflow and no network. With ``tracking.enabled=false`` every job writes
 ``run.json`` into its work folder (name, tags, params, metrics, status, times, config hash): what the job would
@@ -7,8 +7,8 @@ its config, environment record, samples and fingerprint as artifacts, and jobs o
 (so ``python -m blockbench.report`` and ``blockbench.compare`` read them like any sweep). Recording is idempotent:
 a run already recorded (its ``record_id`` tag) is skipped.
 
-    python -m blockbench.record multirun/2026-12-02/22-30-00          # into ./mlflow.db, experiment blockbench
-    python -m blockbench.record results/ --tracking-uri sqlite:///h200.db
+    blockbench-record multirun/2026-12-02/22-30-00          # into ./mlflow.db, experiment blockbench
+    blockbench-record results/ --tracking-uri sqlite:///h200.db
 """
 
 from __future__ import annotations
@@ -17,58 +17,24 @@ import argparse
 import json
 import logging
 import sys
-import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from blockbench.cache import atomic_write
+from omegaconf import OmegaConf
+
+from blockbench.config import default_tracking_uri
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
+from blockbench.metric_names import ARTIFACT_MB
+from blockbench.recording.artifacts import log_run_files
+from blockbench.recording.layout import FINGERPRINT_FILE, LEGACY_ENGINE_FILES, RUN_FILE, SWEEP_FILE
 from blockbench.tracking import SWEEP_TAG, Tracker
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "run.json"
 RECORD_ID_TAG = "blockbench.record_id"
 RECORDED_FROM_TAG = "blockbench.recorded_from"
 SWEEP_RECORD_TAG = "blockbench.record_id.sweep"  # on a recorded sweep's parent: the sweep's id
-
-
-def write_run_file(
-    work_dir: Path,
-    run_name: str,
-    tags: Mapping[str, str],
-    params: Mapping[str, str],
-    metrics: Mapping[str, float],
-    status: str,
-    start_time: float,
-    fingerprint: Mapping[str, Any],
-    engine_files: Sequence[Path] | None,
-) -> Path:
-    """What an untracked job would have logged, atomically (a reader or a kill never sees half a file).
-
-    ``engine_files``: the files the build produced (logged with the run), or None for a job that failed before.
-    """
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
-    record = {
-        "record_id": uuid.uuid4().hex,
-        "run_name": run_name,
-        "status": status,
-        "start_time": start_time,
-        "end_time": time.time(),
-        "tags": dict(tags),
-        "params": dict(params),
-        "metrics": {k: float(v) for k, v in metrics.items()},
-        "engine_files": None if engine_files is None else [str(p) for p in engine_files],
-    }
-    path = work_dir / RUN_FILE
-    write_json(path, record)
-    return path
-
-
-LEGACY_ENGINE_FILES = "engine_files.json"  # where folders written before run.json listed them kept the list
 
 
 def _engine_files(run: Mapping[str, Any], folder: Path) -> list[Path] | None:
@@ -77,12 +43,6 @@ def _engine_files(run: Mapping[str, Any], folder: Path) -> list[Path] | None:
         return [Path(p) for p in run["engine_files"]]
     legacy = folder / LEGACY_ENGINE_FILES
     return [Path(p) for p in json.loads(legacy.read_text())] if legacy.exists() else None
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON into a job or sweep folder via a temporary file and a rename, so a reader (or a kill) never
-    sees half a file."""
-    atomic_write(path, json.dumps(data, indent=2).encode())
 
 
 def find_run_files(paths: Sequence[Path]) -> list[Path]:
@@ -106,8 +66,6 @@ def _job_number(folder: Path) -> int:
 
 def _sweep_of(run_file: Path) -> tuple[str, str] | None:
     """(sweep id, sweep folder) when the run's folder is a job of a sweep, else None."""
-    from blockbench.sweep import SWEEP_FILE
-
     info_path = run_file.parent.parent / SWEEP_FILE
     try:
         info = json.loads(info_path.read_text())
@@ -119,11 +77,6 @@ def _sweep_of(run_file: Path) -> tuple[str, str] | None:
 
 def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str], int]:
     """Log every run file under ``paths`` into the store; (new run ids, number skipped as already recorded)."""
-    from omegaconf import OmegaConf
-
-    from blockbench.metric_names import ARTIFACT_MB
-    from blockbench.pipeline import log_run_files
-
     files = find_run_files(paths)
     tracker = Tracker(uri, experiment)
     parents: dict[str, str] = {}
@@ -144,11 +97,11 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
         run_id = tracker.start_run(run["run_name"], tags, parent_id, start_time=run["start_time"])
         tracker.log_params(run_id, run["params"])
         tracker.log_metrics(run_id, run["metrics"])
-        tracker.log_artifact(run_id, path.parent / "fingerprint.json")
+        tracker.log_artifact(run_id, path.parent / FINGERPRINT_FILE)
         engine_files = _engine_files(run, path.parent)
         if engine_files is not None:  # got past the build: the files a tracked run logs
             cfg = OmegaConf.load(path.parent / "config.yaml")
-            stored = log_run_files(tracker, run_id, cfg, path.parent, engine_files)  # type: ignore[arg-type]
+            stored = log_run_files(tracker, run_id, cfg.tracking, path.parent, engine_files)  # type: ignore[arg-type]
             tracker.log_metrics(run_id, {ARTIFACT_MB: stored / 2**20})
         tracker.end(run_id, run["status"], end_time=run["end_time"])
         created.append(run_id)
@@ -169,9 +122,7 @@ def _parent_for(tracker: Tracker, sweep_id: str, folder: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from blockbench.config import default_tracking_uri
-
-    parser = argparse.ArgumentParser(prog="python -m blockbench.record", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="blockbench-record", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="job or sweep folders (searched for run.json)")
     parser.add_argument("--tracking-uri", default=default_tracking_uri(), help="MLflow store (default: %(default)s)")
     parser.add_argument("--experiment", default="blockbench", help="MLflow experiment (default: %(default)s)")

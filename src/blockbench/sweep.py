@@ -41,8 +41,11 @@ from omegaconf.errors import OmegaConfBaseException
 from blockbench import interrupts, prebuild, preflight
 from blockbench import metric_names as names
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
-from blockbench.pipeline import FAILED_STAGE_ATTR, JobResult, plan_job, run_job, run_name
-from blockbench.record import write_json
+from blockbench.job.launch import WorkerFailure
+from blockbench.job.plan import plan_job, run_name
+from blockbench.job.run import JobResult, run_job
+from blockbench.job.stages import failed_stage
+from blockbench.recording.layout import RESULT_FILE, SWEEP_FILE, write_json
 from blockbench.tracking import (
     HEARTBEAT_TAG,
     STAGE_TAG,
@@ -57,9 +60,7 @@ from blockbench.tracking import (
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = "sweep.json"
 SWEEP_LOCK = ".sweep.lock"
-RESULT_FILE = "result.json"
 _LISTED_SKIPS = 10
 
 
@@ -297,10 +298,6 @@ def _job_name(cfg: DictConfig) -> str:
         return f"job {HydraConfig.get().job.get('num', '')}".strip()
 
 
-def _failed_stage(exc: BaseException) -> str:
-    return getattr(exc, FAILED_STAGE_ATTR, None) or getattr(exc, "stage", "run")
-
-
 def task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task: one run. A single run exits non-zero on failure; a sweep job records it and goes on."""
     SESSION.task_started = True
@@ -328,17 +325,21 @@ def task(cfg: DictConfig) -> dict[str, Any]:
             _print_summary(cfg, result)
     except KeyboardInterrupt as exc:
         code = interrupts.exit_code(exc)
-        outcome.update(status="killed", error=f"interrupted ({str(exc) or 'SIGINT'})", stage=_failed_stage(exc))
+        outcome.update(status="killed", error=f"interrupted ({str(exc) or 'SIGINT'})", stage=failed_stage(exc))
         log.error(
             "interrupted during %s: the run ended as KILLED; run the same command again to resume", outcome["stage"]
         )
     except BlockbenchError as exc:
         code = EXPLAINED_EXIT
-        outcome.update(error=str(exc), stage=_failed_stage(exc))
+        outcome.update(error=str(exc), stage=failed_stage(exc))
+        log.error("error: %s", exc)
+    except WorkerFailure as exc:  # a crash or a hang: the message names the signal and holds the worker's log tail
+        code = 1
+        outcome.update(error=f"{type(exc).__name__}: {exc}", stage=failed_stage(exc))
         log.error("error: %s", exc)
     except Exception as exc:  # noqa: BLE001 - a bug or library failure: keep the traceback in the job log
         code = 1
-        outcome.update(error=f"{type(exc).__name__}: {exc}", stage=_failed_stage(exc))
+        outcome.update(error=f"{type(exc).__name__}: {exc}", stage=failed_stage(exc))
         log.error("error: %s\n%s", exc, traceback.format_exc())
     outcome["code"] = code
     if folder is None:

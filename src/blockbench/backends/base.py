@@ -157,6 +157,11 @@ class Backend(ABC):
         kernel, node or layer to the network's modules (:mod:`blockbench.attribution`)."""
         raise NotImplementedError(f"backend={self.name} has no profiler hook")
 
+    def runtime_state(self) -> dict[str, str]:
+        """The engine's own settings in effect as it is timed (threads, execution mode, compiler options), read
+        from the live runtime rather than the config: recorded with the run's measured state."""
+        return {}
+
     def after_benchmark(self, step: InferenceStep) -> BuildResult:
         """Work after the timed loop that must not perturb it (e.g. a per-layer profile); extra artifacts."""
         return BuildResult()

@@ -175,6 +175,18 @@ class TorchBackend(Backend):
                     removed += 1
         log.info("prebuild: dropped %d kernel autotuning picks made on the shared GPU", removed)
 
+    def runtime_state(self) -> dict[str, str]:
+        """The mode, and for compiled modes the inductor options that pick and tune kernels."""
+        state = {"torch_mode": self.settings.mode}
+        if self.settings.mode in ("compile", "aoti"):
+            inductor = torch._inductor.config
+            tuning = ("max_autotune", "max_autotune_gemm", "coordinate_descent_tuning", "freezing", "compile_threads")
+            for key in tuning:
+                state[f"inductor_{key}"] = str(getattr(inductor, key, None))
+            state["inductor_triton_cudagraphs"] = str(inductor.triton.cudagraphs)
+            state["inductor_fx_graph_cache"] = str(inductor.fx_graph_cache)
+        return state
+
     def close(self) -> None:
         self.module = None
         self.model = None

@@ -1,0 +1,331 @@
+"""Where a job executes: in a fresh worker process (``run.isolation=process``, the default) or in this one (``inline``).
+
+A worker is forked from a server process that has imported torch and the execution code but never touched a GPU
+(multiprocessing's forkserver), so it starts in milliseconds with nothing of an earlier job in it: thread counts,
+TF32 and cuDNN switches, compiler configuration and caches in memory, allocator state and environment variables all
+start from the defaults. The worker measures and does nothing else; this process observes it from outside:
+
+* the worker announces each stage over a pipe (a synchronous write, no thread); here the stage is recorded on the
+  run, a long stage's elapsed time is logged, and a benchmark stage that outlasts its stopping rule's ``max_s``
+  (each timed loop) by ``run.hang_margin_s`` is taken as hung: the worker is killed and the job fails;
+* the worker's log records come over the same pipe and are logged here (into Hydra's job log and the console);
+  what it writes to stdout and stderr (libraries, a crash's traceback) goes to ``worker.log`` in the job folder;
+* a worker that dies (a signal, ``os._exit``, the kernel's out-of-memory killer) fails the job with the signal or
+  exit status and the tail of its ``worker.log``; Ctrl-C or SIGTERM here kills the worker and its children; a
+  worker whose parent dies is killed by the kernel (``PR_SET_PDEATHSIG``), so none is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import faulthandler
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from tqdm import tqdm
+
+from blockbench import faults
+from blockbench.errors import BlockbenchError
+from blockbench.job.engine import release_memory
+from blockbench.job.execute import ExecutionResult, execute
+from blockbench.job.plan import JobPlan
+from blockbench.job.stages import Stages, mark_failed_stage
+from blockbench.recording.layout import WORKER_LOG
+
+log = logging.getLogger(__name__)
+
+TICK_S = 10.0  # a long stage's elapsed time is logged this often (benchmark.progress=true)
+TICKING_STAGES = ("export", "build", "benchmark", "attribution")
+_STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
+_LOG_TAIL_BYTES = 4000
+_PRELOAD = ["blockbench.job.execute", "blockbench.backends.onnxruntime", "blockbench.backends.torch"]
+_COMPILER_PRELOAD = "torch._inductor.compile_fx"  # what torch.compile imports: seconds, paid once per sweep
+
+
+class WorkerFailure(RuntimeError):
+    """The measuring process failed as a process (its own error, if any, is raised as itself)."""
+
+
+class WorkerDied(WorkerFailure):
+    """The measuring process ended without a result (a signal, ``os._exit``, the out-of-memory killer)."""
+
+
+class WorkerHung(WorkerFailure):
+    """The measuring process outlasted its stopping rule by ``run.hang_margin_s`` and was killed."""
+
+
+class WorkerError(RuntimeError):
+    """An exception raised in the worker that could not be carried back as itself (not picklable)."""
+
+
+def execute_job(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResult:
+    """Execute ``plan`` as ``run.isolation`` says; ``on_stage(name)`` runs here as each stage starts.
+
+    An exception that ends the job carries the stage it ended in (:func:`~blockbench.job.stages.failed_stage`).
+    """
+    if plan.config.run.isolation == "inline":
+        return _inline(plan, on_stage)
+    return _Worker(plan, on_stage).run()
+
+
+def _inline(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResult:
+    def enter(name: str) -> None:
+        on_stage(name)
+        faults.inject(name, plan.cfg)
+
+    stages = Stages(enter)
+    try:
+        return execute(plan, stages)
+    except BaseException as exc:
+        mark_failed_stage(exc, stages.current)
+        release_memory()
+        raise
+
+
+def _context(plan: JobPlan) -> multiprocessing.context.BaseContext:
+    """The forkserver context; its server (started by the first job) preloads torch and the execution code."""
+    context = multiprocessing.get_context("forkserver")
+    preload = list(_PRELOAD)
+    if getattr(plan.config.backend, "mode", None) in ("compile", "aoti"):
+        preload.append(_COMPILER_PRELOAD)
+    context.set_forkserver_preload(preload)  # takes effect only when the server starts
+    return context
+
+
+class _Worker:
+    """One job's worker process, watched from this one."""
+
+    def __init__(self, plan: JobPlan, on_stage: Callable[[str], None]) -> None:
+        self.plan = plan
+        self.on_stage = on_stage
+        self.stage = "setup"
+        self.stage_started = time.monotonic()
+        self.last_tick = self.stage_started
+        self.log_path = plan.ctx.work_dir / WORKER_LOG
+        self.process: Any = None
+        self.answered = False  # the worker sent its result or its error, and is exiting on its own
+
+    def run(self) -> ExecutionResult:
+        context = _context(self.plan)
+        self.plan.ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        reader, writer = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_worker_main,
+            args=(self.plan, writer, str(self.log_path), dict(os.environ), os.getcwd(), _log_level()),
+            name=f"blockbench-worker {self.plan.name}",
+        )
+        started = time.perf_counter()
+        self.process.start()
+        writer.close()
+        log.debug("worker: pid %d started in %.3f s", self.process.pid, time.perf_counter() - started)
+        try:
+            return self._watch(reader)
+        except BaseException as exc:
+            mark_failed_stage(exc, self.stage)
+            raise
+        finally:
+            self._stop()
+            reader.close()
+
+    def _watch(self, reader: Connection) -> ExecutionResult:
+        while True:
+            ready = wait([reader, self.process.sentinel], timeout=1.0)
+            if reader in ready:
+                try:
+                    message = reader.recv()
+                except EOFError:  # the worker is gone: its end of the pipe closed
+                    raise self._died() from None
+                result = self._handle(message)
+                if result is not None:
+                    return result
+                continue
+            if self.process.sentinel in ready:
+                raise self._died()
+            self._observe()
+
+    def _handle(self, message: tuple[Any, ...]) -> ExecutionResult | None:
+        kind = message[0]
+        if kind == "stage":
+            self._enter(message[1])
+        elif kind == "log":
+            _, level, name, text = message
+            logging.getLogger(name).log(level, "%s", text)
+        elif kind == "fault":
+            faults.perform(message[1])
+        elif kind == "result":
+            self.answered = True
+            return message[1]
+        elif kind == "error":
+            self.answered = True
+            _, exc, stage, text = message
+            self.stage = stage
+            raise _rebuilt(exc, text)
+        return None
+
+    def _enter(self, name: str) -> None:
+        self.stage, self.stage_started = name, time.monotonic()
+        self.last_tick = self.stage_started
+        self.on_stage(name)
+
+    def _observe(self) -> None:
+        """Between messages: log a long stage's elapsed time, and kill a worker hung in its benchmark."""
+        now = time.monotonic()
+        elapsed = now - self.stage_started
+        if self.stage == "benchmark":
+            limit = self.benchmark_limit_s()
+            if elapsed > limit:
+                self._stop()
+                raise WorkerHung(
+                    f"the measuring process (pid {self.process.pid}) was still in its benchmark after {elapsed:.0f} s, "
+                    f"past its stopping rule's limit plus run.hang_margin_s ({limit:.0f} s in all); it was killed"
+                    + self._log_tail()
+                )
+        if self.stage in TICKING_STAGES and self.plan.config.benchmark.progress and now - self.last_tick >= TICK_S:
+            self.last_tick = now
+            log.info("%s: %.0f s so far ...", self.stage, elapsed)
+
+    def benchmark_limit_s(self) -> float:
+        """The longest a benchmark stage may take: warm-up and each timed loop stop at ``max_s``."""
+        bench = self.plan.config.benchmark
+        loops = 2 if bench.timing == "both" else 1
+        return (loops + 1) * bench.max_s + self.plan.config.run.hang_margin_s
+
+    def _died(self) -> WorkerDied:
+        self.process.join(timeout=_STOP_GRACE_S)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}" if code is not None else "closed its pipe"
+        return WorkerDied(
+            f"the measuring process (pid {self.process.pid}) {how} during stage {self.stage}, without a result"
+            + self._log_tail()
+        )
+
+    def _log_tail(self) -> str:
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - _LOG_TAIL_BYTES))
+                tail = handle.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+        return f"; the end of its {WORKER_LOG}:\n{tail}" if tail else f" ({WORKER_LOG} is empty)"
+
+    def _stop(self) -> None:
+        """End the worker and everything it started (its process group), politely first."""
+        process = self.process
+        if process is None:
+            return
+        if self.answered:
+            process.join(timeout=_STOP_GRACE_S)
+        if process.exitcode is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, _STOP_GRACE_S)):
+            try:
+                os.killpg(process.pid, sig)
+            except (ProcessLookupError, PermissionError):  # not yet its own group leader
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, sig)
+            process.join(timeout=grace)
+            if process.exitcode is not None:
+                return
+        log.error("worker: pid %d did not end after SIGKILL", process.pid)
+
+
+def _log_level() -> int:
+    return logging.getLogger().getEffectiveLevel()
+
+
+def _rebuilt(exc: BaseException | str, text: str) -> BaseException:
+    """The worker's exception as raised here, its traceback attached as a note."""
+    rebuilt = exc if isinstance(exc, BaseException) else WorkerError(exc)
+    with contextlib.suppress(AttributeError):  # Python < 3.11 has no notes
+        rebuilt.add_note(f"in the measuring process:\n{text}")
+    return rebuilt
+
+
+# --- the worker's side --------------------------------------------------------------------------------------------
+
+
+class _PipeHandler(logging.Handler):
+    """Sends each log record to the parent (synchronously, in the thread that logs: no thread of its own)."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+            self.conn.send(("log", record.levelno, record.name, text))
+        except (OSError, ValueError):  # the parent is gone; the worker is about to be killed
+            pass
+
+
+def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[str, str], cwd: str, level: int) -> None:
+    """The worker: become a clean, separate process, execute the job, send the result (or the error) back."""
+    os.setpgrp()  # its own process group: the parent can end it with everything it starts; Ctrl-C reaches the parent
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.environ.clear()
+    os.environ.update(environ)  # the parent's environment as it is now, not the server's from when it started
+    os.chdir(cwd)
+    output = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for fd in (1, 2):
+        os.dup2(output, fd)
+    os.close(output)
+    faulthandler.enable(file=sys.stderr, all_threads=True)  # a crash's Python traceback lands in worker.log
+    tqdm.monitor_interval = 0  # libraries' progress bars (exporters, counters) start no monitor thread here
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_PipeHandler(conn))
+    root.setLevel(level)
+
+    def enter(name: str) -> None:
+        conn.send(("stage", name))
+        faults.inject(name, plan.cfg, relay=lambda action: conn.send(("fault", action)))
+
+    stages = Stages(enter)
+    try:
+        result = execute(plan, stages)
+        conn.send(("result", result))
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent, which records it
+        mark_failed_stage(exc, stages.current)
+        conn.send(("error", _portable(exc), stages.current, "".join(traceback.format_exception(exc))))
+    finally:
+        conn.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _portable(exc: BaseException) -> BaseException | str:
+    """``exc`` itself where it survives pickling, else its type and message (as a :class:`WorkerError`)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any pickling failure: fall back to text
+        kind = "BlockbenchError" if isinstance(exc, BlockbenchError) else type(exc).__name__
+        return f"{kind}: {exc}"
+    return exc
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGKILL when its parent dies (none is left measuring for no one)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1

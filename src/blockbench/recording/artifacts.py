@@ -1,0 +1,83 @@
+"""A run's files into the tracking store: the small ones copied, large model files once per content."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from blockbench import attribution, latencies
+from blockbench.cache import sha256_file
+from blockbench.config import TrackingConfig
+from blockbench.recording.layout import CONFIG_FILE, ENVIRONMENT_FILE, WORKER_LOG, onnx_files
+from blockbench.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+CONTENT_TAG = "content_sha256"
+KEPT_FILES = (CONFIG_FILE, ENVIRONMENT_FILE, latencies.FILE, attribution.FILE, WORKER_LOG)  # logged when present
+
+
+def log_run_files(tracker: Tracker, run_id: str, tracking: TrackingConfig, work: Path, engine_files: list[Path]) -> int:
+    """Log a run's files from its work folder (now, or later by the record command); returns the bytes this run
+    added to the artifact store."""
+    small = [work / name for name in KEPT_FILES if (work / name).exists()]
+    for path in small:  # a build-only run has no latencies
+        tracker.log_artifact(run_id, path)
+    added = sum(path.stat().st_size for path in small)
+    if (work / ".hydra").is_dir():
+        tracker.log_artifact(run_id, work / ".hydra", ".hydra")
+    if tracking.log_onnx:
+        for path in onnx_files(work):
+            added += _log_model_file(tracker, run_id, path, "onnx", tracking)
+    if tracking.log_engine:
+        for path in engine_files:
+            if path.is_file():
+                added += _log_model_file(tracker, run_id, path, "engine", tracking)
+            elif path.is_dir():
+                tracker.log_artifact(run_id, path, "engine")
+                added += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return added
+
+
+def _log_model_file(tracker: Tracker, run_id: str, path: Path, folder: str, tracking: TrackingConfig) -> int:
+    """Log an ONNX or engine file, or a reference to the FINISHED run that stored the same bytes; bytes added.
+
+    Files under ``tracking.large_file_mb`` are always copied: a reference would save little.
+    """
+    keep = tracking.keep_model_files
+    size = path.stat().st_size
+    if size < tracking.large_file_mb * 2**20:
+        tracker.log_artifact(run_id, path, folder)
+        return size
+    digest = sha256_file(path)
+    tag = f"{CONTENT_TAG}/{folder}/{path.name}"
+    holder = tracker.run_holding(tag, digest) if keep == "first_per_content" else None
+    tracker.set_tags(run_id, {tag: digest})
+    if keep == "all" or (keep == "first_per_content" and holder is None):
+        tracker.log_artifact(run_id, path, folder)
+        return size
+    reference = {"sha256": digest, "bytes": size, "run_id": holder, "artifact": f"{folder}/{path.name}"}
+    if holder is None:
+        reference["note"] = "not stored: tracking.keep_model_files=none"
+    tracker.log_text(run_id, json.dumps(reference, indent=2), f"{folder}/{path.name}.ref.json")
+    log.info(
+        "tracking: %s/%s (%.0f MiB) already stored by run %s; logged a reference",
+        folder,
+        path.name,
+        size / 2**20,
+        holder,
+    )
+    return 0
+
+
+def drop_logged_files(tracking: TrackingConfig, work: Path, engine_files: list[Path]) -> None:
+    """Large model files logged to MLflow are not kept twice; the job folder keeps logs, config, latencies."""
+    if tracking.log_engine:
+        for path in engine_files:
+            if path.is_relative_to(work):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    if tracking.log_onnx:
+        for path in onnx_files(work):
+            path.unlink(missing_ok=True)
