@@ -9,6 +9,7 @@ settings class, typed the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from blockbench.benchmark import BenchmarkSettings
 from blockbench.errors import ConfigError
 from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.precisions import NAMES as PRECISIONS
+from blockbench.precisions import PRECISIONS as PRECISION_RECORDS
 from blockbench.schema import at_least, choice, refuse
 
 BENCHMARK_MODES = ("compute", "end_to_end")
@@ -207,6 +209,35 @@ class RunConfig:
     seed: int = 0
     cache_dir: str = MISSING
     work_dir: str = MISSING
+
+    def check_rules(self, prefix: str) -> None:
+        """Settings that only some jobs read are refused where nothing would read them: they enter the config hash,
+        so a sweep over one would repeat a measurement under several names. The backend's own such rules are its
+        settings' ``check_run_rules(run)``."""
+        if not PRECISION_RECORDS[self.precision.name].quantized and self.precision.calibration_samples != _default(
+            PrecisionConfig, "calibration_samples"
+        ):
+            raise refuse(
+                f"{prefix}precision.calibration_samples",
+                self.precision.calibration_samples,
+                f"only a quantized precision calibrates (int8); precision={self.precision.name} reads no calibration "
+                "inputs, so leave it at its default",
+            )
+        if not self.benchmark.pinned_memory and not str(self.hardware.device).startswith("cuda"):
+            raise refuse(
+                f"{prefix}benchmark.pinned_memory",
+                False,
+                f"page-locked host buffers exist for CUDA copies only; hardware.device={self.hardware.device} "
+                "copies nothing, so leave it true",
+            )
+        run_rules = getattr(self.backend, "check_run_rules", None)
+        if run_rules is not None:
+            run_rules(self)
+
+
+def _default(schema_class: type, name: str) -> object:
+    """The declared default of one field of a config dataclass."""
+    return next(f.default for f in dataclasses.fields(schema_class) if f.name == name)
 
 
 def register_configs() -> None:

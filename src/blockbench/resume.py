@@ -5,7 +5,8 @@ A sweep re-run skips a config when the experiment already has a FINISHED run wit
 
 * the resolved config **minus** keys that only say where or how results are recorded or shown —
   :data:`RESULT_NEUTRAL_KEYS`: ``tracking.*`` (store, experiment, run name, what to log), ``work_dir`` and
-  ``cache_dir`` (locations), ``run.*`` (this policy itself), ``benchmark.progress`` (a progress bar) — with
+  ``cache_dir`` (locations), ``run.*`` (this policy itself), ``benchmark.progress`` (a progress bar),
+  ``backend.log_level`` (how much TensorRT prints) — with
   ``hardware.device`` replaced by the device it resolves to (``cuda`` and ``cuda:0`` are one device);
 * the environment: device name (CPU model or GPU name), GPU driver, Python, CUDA and cuDNN versions, and the
   versions of every library on the measured path (:data:`RESULT_PACKAGES`);
@@ -28,7 +29,7 @@ from blockbench.cache import digest
 from blockbench.environment import RESULT_PACKAGES, device_name, gpu_facts, package_version
 
 FINGERPRINT_VERSION = 1
-RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "hydra")
+RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "backend.log_level", "hydra")
 
 
 def result_config(cfg: DictConfig, device: torch.device) -> dict[str, Any]:

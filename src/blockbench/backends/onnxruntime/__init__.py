@@ -103,7 +103,10 @@ class OnnxRuntimeBackend(Backend):
             ),
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.settings.graph_optimization_level]
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.execution_mode = {
+            "sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
+            "parallel": ort.ExecutionMode.ORT_PARALLEL,
+        }[self.settings.execution_mode]
         options.intra_op_num_threads = self.settings.intra_op_threads or self.ctx.cpu_threads
         options.inter_op_num_threads = self.settings.inter_op_threads
         options.optimized_model_filepath = str(self.ctx.work_dir / OPTIMIZED_MODEL_NAME)

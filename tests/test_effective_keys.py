@@ -1,0 +1,78 @@
+"""Every config key either changes what a job runs or is refused: a key nothing reads would enter the config hash and
+make a sweep over it repeat one measurement under several names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from blockbench import resume
+from blockbench.backends import JobContext
+from blockbench.backends.onnxruntime import OnnxRuntimeBackend
+from blockbench.config import typed_config
+from blockbench.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["backend.inter_op_threads=4"],
+            "backend.inter_op_threads=4 is not allowed; ONNX Runtime ignores it with backend.execution_mode=sequential "
+            "(choices: sequential, parallel)",
+        ),
+        (["benchmark.mode=end_to_end", "backend.io_binding=false"], "backend.io_binding=False is not allowed"),
+        (["precision.calibration_samples=16"], "precision.calibration_samples=16 is not allowed; only a quantized"),
+        (["benchmark.pinned_memory=false"], "benchmark.pinned_memory=False is not allowed; page-locked"),
+        (["backend=torch", "export.opset=19"], "export.opset=19 is not allowed; backend=torch runs the PyTorch"),
+        (["backend=torch", "backend.compile_mode=max-autotune"], "backend.compile_mode='max-autotune' is not allowed"),
+        (["backend=torch", "backend.freezing=true"], "backend.freezing=True is not allowed; only backend.mode=compile"),
+        (["backend=torch", "backend.mode=compile", "backend.compile_cuda_graph=false"], "backend.compile_cuda_graph"),
+        (["backend=torch", "backend.cudnn_benchmark=false"], "backend.cudnn_benchmark=False is not allowed; cuDNN"),
+    ],
+)
+def test_a_key_this_job_would_not_read_is_refused(
+    compose_cfg: Callable[..., DictConfig], overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        typed_config(compose_cfg(*overrides))
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["backend.execution_mode=parallel", "backend.inter_op_threads=4"],
+        ["precision=int8", "precision.calibration_samples=16"],
+        ["backend.io_binding=false"],  # compute mode: runs session.run on host arrays instead of bound buffers
+        ["backend=torch", "backend.mode=compile", "backend.freezing=true"],
+    ],
+)
+def test_the_same_keys_where_a_job_reads_them_pass(
+    compose_cfg: Callable[..., DictConfig], overrides: list[str]
+) -> None:
+    typed_config(compose_cfg(*overrides))
+
+
+def test_parallel_execution_reaches_onnx_runtime_with_its_inter_op_threads(
+    compose_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    config = typed_config(compose_cfg("backend.execution_mode=parallel", "backend.inter_op_threads=3"))
+    ctx = JobContext(torch.device("cpu"), "fp32", 1, 64, tmp_path, tmp_path, cpu_threads=0)
+    options = OnnxRuntimeBackend(config.backend, ctx)._session_options()
+    assert options.execution_mode == ort.ExecutionMode.ORT_PARALLEL
+    assert options.inter_op_num_threads == 3
+
+
+def test_tensorrts_log_level_is_not_part_of_the_config_hash(compose_cfg: Callable[..., DictConfig]) -> None:
+    """It changes what TensorRT prints, not what is built or timed."""
+    device = torch.device("cpu")
+    quiet, chatty = (compose_cfg("backend=tensorrt", f"backend.log_level={level}") for level in ("warning", "verbose"))
+    hashes = {resume.config_hash(resume.fingerprint(cfg, device)) for cfg in (quiet, chatty)}
+    assert len(hashes) == 1
