@@ -29,6 +29,14 @@ from blockbench.precisions import PRECISIONS
 
 log = logging.getLogger(__name__)
 
+# A quantized precision's peak must come from an integer matrix product: its dtype record is float32 (the engine's
+# inputs and outputs), and an FP32 GEMM rate would put its floor above what the integer kernels reach.
+INT_GEMM_OP = "torch._int_mm int8 x int8 -> int32"
+
+
+class PeakUnavailable(Exception):
+    """This machine's torch cannot measure a precision's peak; the message says why (the roofline shows it)."""
+
 
 @dataclass
 class DevicePeaks:
@@ -44,12 +52,25 @@ class DevicePeaks:
     measured: dict[str, Any] = field(default_factory=dict)  # sizes, threads, torch version, when
 
     def matmul_for(self, precision: str) -> float | None:
-        """TFLOP/s for a run's precision; a CPU has no TF32, so tf32 runs there use the FP32 rate."""
+        """TFLOP/s for a run's precision; a CPU has no TF32, so tf32 runs there use the FP32 rate. A quantized
+        precision's rate counts only if it was measured with an integer product (older caches timed an FP32 one)."""
+        if PRECISIONS.get(precision) is not None and PRECISIONS[precision].quantized:
+            measured = self.measured.get(f"matmul_{precision}", {})
+            return self.matmul_tflops.get(precision) if measured.get("op") == INT_GEMM_OP else None
         if precision in self.matmul_tflops:
             return self.matmul_tflops[precision]
         if self.kind == "cpu" and precision == "tf32":
             return self.matmul_tflops.get("fp32")
         return None
+
+    def missing_reason(self, precision: str) -> str:
+        """Why :meth:`matmul_for` has no rate for ``precision``."""
+        measured = self.measured.get(f"matmul_{precision}", {})
+        if measured.get("unavailable"):
+            return str(measured["unavailable"])
+        if precision in self.matmul_tflops and PRECISIONS[precision].quantized:
+            return f"the cached {precision} peak was not measured with an integer matrix product ({INT_GEMM_OP})"
+        return f"no {precision} peak measured"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DevicePeaks:
@@ -107,8 +128,47 @@ def _cuda_seconds(fn: Callable[[], object], device: torch.device, inner: int, re
     return best
 
 
+def measure_int_matmul(device: torch.device) -> tuple[float, dict[str, Any]]:
+    """Tera-ops/s of a large square int8 x int8 -> int32 product (``torch._int_mm``: cuBLASLt's integer GEMM on CUDA,
+    oneDNN's on CPUs, VNNI/AMX where the CPU has them); :class:`PeakUnavailable` where torch has none here."""
+    int_mm = getattr(torch, "_int_mm", None)
+    if int_mm is None:
+        raise PeakUnavailable(f"torch {torch.__version__} has no integer matrix product (torch._int_mm)")
+
+    def operands(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = (torch.randint(-128, 128, (n, n), dtype=torch.int8, device=device) for _ in range(2))
+        return a, b
+
+    try:
+        int_mm(*operands(64))
+    except RuntimeError as exc:
+        raise PeakUnavailable(f"torch._int_mm does not run on {device.type} here ({exc})") from exc
+    if device.type == "cuda":
+        n = 8192
+        a, b = operands(n)
+        for _ in range(3):  # warm-up: cuBLASLt heuristics, clocks
+            int_mm(a, b)
+        seconds = _cuda_seconds(lambda: int_mm(a, b), device, inner=10)
+        del a, b
+        torch.cuda.empty_cache()
+        return 2 * n**3 / seconds / 1e12, {"n": n, "timer": "cuda_events", "op": INT_GEMM_OP}
+    n = 256
+    while True:  # as for FP32: until one product takes >= 20 ms
+        a, b = operands(n)
+        int_mm(a, b)
+        seconds = _cpu_seconds(lambda a=a, b=b: int_mm(a, b), reps=3)
+        if seconds >= 0.02 or n >= 4096:
+            break
+        n *= 2
+    info = {"n": n, "timer": "perf_counter", "threads": torch.get_num_threads(), "op": INT_GEMM_OP}
+    return 2 * n**3 / seconds / 1e12, info
+
+
 def measure_matmul(device: torch.device, precision: str) -> tuple[float, dict[str, Any]]:
-    """TFLOP/s of a large square matrix product in the precision's dtype (TF32 only for ``tf32``)."""
+    """TFLOP/s of a large square matrix product in the precision's dtype (TF32 only for ``tf32``); for a quantized
+    precision the integer product (:func:`measure_int_matmul`)."""
+    if PRECISIONS[precision].quantized:
+        return measure_int_matmul(device)
     dtype = PRECISIONS[precision].dtype
     if device.type == "cuda":
         n = 8192
@@ -161,8 +221,14 @@ def measure(device: torch.device, precisions: Sequence[str], known: DevicePeaks 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     peaks = known or DevicePeaks(device_name=name, kind=device.type)
     wanted = {"fp32" if (device.type == "cpu" and p == "tf32") else p for p in precisions}
-    for precision in sorted(wanted - set(peaks.matmul_tflops)):
-        rate, info = measure_matmul(device, precision)
+    for precision in sorted(p for p in wanted if _needs_measuring(peaks, p)):
+        try:
+            rate, info = measure_matmul(device, precision)
+        except PeakUnavailable as why:
+            peaks.matmul_tflops.pop(precision, None)
+            peaks.measured[f"matmul_{precision}"] = {"unavailable": str(why)}
+            log.info("peaks: %s %s: no peak, %s", name, precision, why)
+            continue
         peaks.matmul_tflops[precision] = rate
         peaks.measured[f"matmul_{precision}"] = info
         log.info("peaks: %s %s matmul %.3f TFLOP/s", name, precision, rate)
@@ -173,6 +239,12 @@ def measure(device: torch.device, precisions: Sequence[str], known: DevicePeaks 
         peaks.cache_bytes = last_level_cache_bytes(device)
     peaks.measured.update(torch=torch.__version__, when=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return peaks
+
+
+def _needs_measuring(peaks: DevicePeaks, precision: str) -> bool:
+    """Neither a usable rate nor a recorded reason why this machine has none."""
+    known = peaks.matmul_for(precision) is not None
+    return not known and not peaks.measured.get(f"matmul_{precision}", {}).get("unavailable")
 
 
 def load_cached(cache_dir: Path, device_name: str) -> DevicePeaks | None:
@@ -198,7 +270,7 @@ def get_peaks(
 ) -> tuple[DevicePeaks | None, str]:
     """Cached peaks of a device, measured here first if this machine has it; None and a reason otherwise."""
     cached = load_cached(cache_dir, device_name)
-    needed = [p for p in precisions if cached is None or cached.matmul_for(p) is None]
+    needed = [p for p in precisions if cached is None or _needs_measuring(cached, p)]
     device = local_device(device_name)
     if cached is not None and not needed and cached.copy_gbps:
         if not cached.cache_bytes and device is not None:  # saved before the cache size was recorded
@@ -224,13 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m blockbench.report.peaks", description=main.__doc__)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--precisions", nargs="+", default=None, help="default: fp32 (CPU), fp32 tf32 fp16 bf16 (GPU)")
+    parser.add_argument(
+        "--precisions", nargs="+", default=None, help="default: fp32 int8 (CPU), fp32 tf32 fp16 bf16 int8 (GPU)"
+    )
     parser.add_argument("--cache-dir", type=Path, default=project_root() / ".cache" / "blockbench")
     parser.add_argument("--force", action="store_true", help="measure again even if cached")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
-    precisions = args.precisions or (["fp32"] if device.type == "cpu" else ["fp32", "tf32", "fp16", "bf16"])
+    gpu_precisions = ["fp32", "tf32", "fp16", "bf16", "int8"]
+    precisions = args.precisions or (["fp32", "int8"] if device.type == "cpu" else gpu_precisions)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     known = None if args.force else load_cached(args.cache_dir, name)
     peaks = measure(device, precisions, known)

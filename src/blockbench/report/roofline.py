@@ -1,7 +1,8 @@
 """An analytic latency floor per configuration and how far each run is above it.
 
 floor = max(FLOPs / peak matrix rate, DRAM bytes / DRAM bandwidth), with the device's *measured* peaks
-(:mod:`blockbench.report.peaks`) and the work of one timed inference (the whole batch):
+(:mod:`blockbench.report.peaks`; INT8's is an integer matrix product, and where this torch has none on the device
+INT8 runs get no floor and a note saying why) and the work of one timed inference (the whole batch):
 
 * FLOPs: 2 × the MACs each run logged (metric ``macs``: its complexity counter, thop or ptflops, on one image)
   × the batch size. The same count the tables show, so the report has one MAC counter; a run that logged none
@@ -225,6 +226,7 @@ def compute_roofline(
             peaks[device] = found
     records = []
     unknown: dict[str, list[str]] = {}  # why the work is unknown -> the configurations it is unknown for
+    no_peak: dict[tuple[str, str], str] = {}  # (device, precision) without a matrix peak -> why
     for key, group in finished.groupby([*AXES, "label", "device_name"]):
         # Repeats of a configuration log the same counts; the first run that logged its MACs stands for all.
         logged = group[group[LOGGED_MACS].notna()] if LOGGED_MACS in group else group.iloc[:0]
@@ -243,6 +245,8 @@ def compute_roofline(
         record["achieved_tflops"] = fp.flops / (measured / 1e3) / 1e12 if measured > 0 else math.nan
         device_peaks = peaks.get(str(key[-1]))
         rate = device_peaks.matmul_for(str(row["precision"])) if device_peaks else None
+        if device_peaks is not None and not rate:
+            no_peak[(str(key[-1]), str(row["precision"]))] = device_peaks.missing_reason(str(row["precision"]))
         if device_peaks is not None and rate:
             cache = device_peaks.cache_bytes
             dram_bytes = max(0, fp.total_bytes - cache) if cache else fp.total_bytes
@@ -257,6 +261,8 @@ def compute_roofline(
             )
     for why, names in unknown.items():
         notes.append(f"no FLOPs and no floor for {len(names)} configuration(s), {why}: {', '.join(names)}")
+    for (device, precision), why in sorted(no_peak.items()):
+        notes.append(f"{device}: no {PRECISION_NAMES.get(precision, precision)} floor: {why}")
     table = pd.DataFrame(records, columns=COLUMNS)
     if not table.empty:
         table = table.sort_values(
@@ -331,7 +337,11 @@ def summary_table(roofline: Roofline) -> pd.DataFrame:
 def peaks_markdown(roofline: Roofline) -> str:
     lines = []
     for name, p in sorted(roofline.peaks.items()):
-        rates = ", ".join(f"{PRECISION_NAMES.get(k, k)} {v:.3g} TFLOP/s" for k, v in sorted(p.matmul_tflops.items()))
+        rates = ", ".join(
+            f"{PRECISION_NAMES.get(k, k)} {v:.3g} {'TOP/s (integer)' if PRECISIONS[k].quantized else 'TFLOP/s'}"
+            for k, v in sorted(p.matmul_tflops.items())
+            if p.matmul_for(k) is not None
+        )
         lines.append(f"- **{name}** ({p.kind}): matrix product {rates}; copy {p.copy_gbps:.1f} GB/s")
     lines += [f"- {note}" for note in roofline.notes]
     return "\n".join(lines)
