@@ -46,6 +46,14 @@ def project_root() -> Path:
     return Path.cwd().resolve()
 
 
+def conf_dir() -> Path:
+    """The config groups Hydra composes: ``conf/`` beside ``main.py`` (a source checkout), else in the working
+    directory. Never under ``BLOCKBENCH_ROOT``, which says where results go (a cluster's shared results folder need
+    hold no code)."""
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    return checkout if checkout.is_dir() else Path.cwd().resolve() / "conf"
+
+
 def default_tracking_uri() -> str:
     return f"sqlite:///{project_root() / 'mlflow.db'}"
 

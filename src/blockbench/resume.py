@@ -10,11 +10,14 @@ A sweep re-run skips a config when the experiment already has a FINISHED run wit
   ``hardware.device`` replaced by the device it resolves to (``cuda`` and ``cuda:0`` are one device);
 * the environment: device name (CPU model or GPU name), GPU driver, Python, CUDA and cuDNN versions, and the
   versions of every library on the measured path (:data:`RESULT_PACKAGES`);
-* :data:`FINGERPRINT_VERSION`, bumped when a code change alters what a config measures.
+* the code that defines the measurement: a hash of :data:`MEASUREMENT_SOURCES` (the network, its counts, the
+  export and quantization, the harness and its statistics, the job's sequence and parity check) and of the chosen
+  backend's package (``backends/<name>/``), so editing any of them makes the next sweep measure again;
+* :data:`FINGERPRINT_VERSION`, the layout of this fingerprint.
 
-Deliberately **not** in it: the git commit (a README fix must not invalidate a GPU-day of results; bump
-:data:`FINGERPRINT_VERSION` instead, or re-run with ``run.force=true``), the host name (two identical machines
-measure the same thing) and MLflow/Hydra versions (they record, they do not measure).
+Deliberately **not** in it: the git commit and the rest of the code (a README, docs or report fix must not
+invalidate a GPU-day of results), the host name (two identical machines measure the same thing) and MLflow/Hydra
+versions (they record, they do not measure).
 """
 
 from __future__ import annotations
@@ -25,10 +28,31 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from blockbench import sources
 from blockbench.cache import digest
 from blockbench.environment import RESULT_PACKAGES, device_name, gpu_facts, package_version
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
+# The package's sources (globs under src/blockbench) that decide what any config measures; the chosen backend's
+# own package is added per job (:func:`measurement_sources`). Recording, tracking, sweeps and the report are not.
+MEASUREMENT_SOURCES = (
+    "models/*.py",
+    "complexity.py",
+    "export.py",
+    "quantize.py",
+    "precisions.py",
+    "hardware.py",
+    "benchmark.py",
+    "statistics.py",
+    "latencies.py",
+    "energy.py",
+    "attribution.py",
+    "job/engine.py",
+    "job/execute.py",
+    "job/materials.py",
+    "backends/__init__.py",
+    "backends/base.py",
+)
 RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "backend.log_level", "hydra")
 
 
@@ -59,6 +83,14 @@ def result_environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+def measurement_sources(backend: str) -> dict[str, str]:
+    """SHA-256 of the code a job of ``backend`` measures with: the shared sources and the backend's package."""
+    return {
+        "measurement": sources.sources_sha256(MEASUREMENT_SOURCES),
+        "backend": sources.sources_sha256((f"backends/{backend}/**/*.py",)),
+    }
+
+
 def fingerprint(cfg: DictConfig, device: torch.device, build_only: bool = False) -> dict[str, Any]:
     """Everything the config hash covers, as a JSON-able dict (logged as ``fingerprint.json``).
 
@@ -69,6 +101,7 @@ def fingerprint(cfg: DictConfig, device: torch.device, build_only: bool = False)
         "version": FINGERPRINT_VERSION,
         "config": result_config(cfg, device),
         "environment": result_environment(device),
+        "sources_sha256": measurement_sources(str(cfg.backend.name)),
     }
     if build_only:
         fp["build_only"] = True
