@@ -13,6 +13,10 @@ from typing import Any
 
 import torch
 
+from blockbench import sources
+
+SOURCE_TAG = "source_sha256"  # the environment field and run tag holding source_sha256()
+
 # Libraries that compute a result (they enter the resume fingerprint), then the tooling around them.
 RESULT_PACKAGES = (
     "torch",
@@ -87,7 +91,8 @@ def git_commit(root: Path) -> str:
     """HEAD of the project checkout, with ``-dirty`` when the tree has changes; ``unknown`` outside git.
 
     ``BLOCKBENCH_GIT_COMMIT`` names the commit where the code runs from a copy without ``.git`` (containers,
-    remote GPU machines).
+    remote GPU machines). The name is not checked here: :func:`source_sha256`, recorded beside it, is what the
+    report compares with the named commit's tree.
     """
     if os.environ.get("BLOCKBENCH_GIT_COMMIT"):
         return os.environ["BLOCKBENCH_GIT_COMMIT"]
@@ -107,6 +112,18 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+@lru_cache(maxsize=1)
+def source_sha256() -> str:
+    """SHA-256 of the code that runs (every ``src/blockbench/**/*.py`` and ``conf/`` file as this process reads
+    them, :func:`blockbench.sources.checkout_files`): what a commit name claims, made checkable."""
+    return sources.tree_sha256(sources.checkout_files())
+
+
+def source_tags() -> dict[str, str]:
+    """Run tags naming the code that ran (set with the run's other tags)."""
+    return {SOURCE_TAG: source_sha256()}
+
+
 def environment_record(device: torch.device, root: Path) -> dict[str, Any]:
     """Versions of Python and every library in the pipeline, CUDA/cuDNN, the CPU and the GPU."""
     record: dict[str, Any] = {
@@ -117,6 +134,7 @@ def environment_record(device: torch.device, root: Path) -> dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "git_commit": git_commit(root),
+        SOURCE_TAG: source_sha256(),
         "packages": {name: version for name in PACKAGES if (version := package_version(name))},
     }
     record.update(gpu_facts(device))

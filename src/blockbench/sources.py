@@ -50,3 +50,41 @@ def checkout_files(package: Path | None = None, conf: Path | None = None) -> Ite
 def is_checkout_file(name: str) -> bool:
     """Whether a path of the project's tree belongs to :func:`checkout_files`."""
     return (name.startswith(f"{PACKAGE_PREFIX}/") and name.endswith(".py")) or name.startswith(f"{CONF_PREFIX}/")
+
+
+def commit_sha256(commit: str, repo: Path | None = None) -> str | None:
+    """:func:`tree_sha256` of a git commit's :func:`checkout_files` (read with ``git ls-tree`` / ``git cat-file``),
+    to compare with a run's recorded source hash; None when ``repo`` (this package's checkout by default) has no
+    such commit or git is unavailable."""
+    import subprocess
+
+    where = str(PACKAGE_DIR if repo is None else repo)
+
+    def git(*args: str, stdin: bytes | None = None) -> bytes | None:
+        try:
+            done = subprocess.run(["git", "-C", where, *args], input=stdin, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    listing = git("ls-tree", "-r", "-z", "--full-tree", f"{commit}^{{commit}}")
+    if listing is None:
+        return None
+    entries = []  # (name, blob id) of the files checkout_files would read
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, name = record.decode().split("\t", 1)
+        mode, kind, blob = meta.split()
+        if kind == "blob" and mode != "120000" and is_checkout_file(name):
+            entries.append((name, blob))
+    batch = git("cat-file", "--batch", stdin="".join(f"{blob}\n" for _, blob in entries).encode())
+    if batch is None:
+        return None
+    files, offset = [], 0
+    for name, _ in entries:  # each: "<id> blob <size>\n<content>\n"
+        header_end = batch.index(b"\n", offset)
+        size = int(batch[offset:header_end].split()[2])
+        files.append((name, batch[header_end + 1 : header_end + 1 + size]))
+        offset = header_end + 1 + size + 1
+    return tree_sha256(files)

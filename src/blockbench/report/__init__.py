@@ -20,6 +20,7 @@ from blockbench.report.data import RunSet, environment, load_runs
 from blockbench.report.figures import latency_figures
 from blockbench.report.findings import Finding, compute_findings, findings_markdown, write_findings
 from blockbench.report.peaks import DevicePeaks
+from blockbench.report.provenance import source_check
 from blockbench.report.roofline import (
     Roofline,
     compute_roofline,
@@ -145,6 +146,7 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
         f"- Device: {devices}{gpu}; CPU: {env.get('cpu_model', 'unknown')}",
         f"- Versions: {_versions(env)}",
         f"- Git commit(s) of the runs: {commits}",
+        f"- The runs' code against their commit: {source_check(frame)}",
         f"- Latency: `{metric}` of each run (ms, batch {_batch(frame)}); repeats of a configuration: their median",
         f"- Parity beyond tolerance (latency kept): {_parity_failures(frame)}",
         f"- Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by "

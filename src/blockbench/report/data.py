@@ -294,6 +294,7 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "parity": run.get("tags.parity"),
             "device_name": run.get("tags.device_name"),
             "git_commit": run.get("tags.git_commit"),
+            "source_sha256": run.get("tags.source_sha256"),  # the code that ran (report/provenance.py)
             "parent_run_id": run.get(f"tags.{PARENT_TAG}"),
             "artifact_uri": run.get("artifact_uri"),
         }
