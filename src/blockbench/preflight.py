@@ -102,9 +102,38 @@ def check_known_keys(cfg: DictConfig) -> None:
         )
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (Slurm and taskset narrow it), else
+    every CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# Thread counts a job hands to libraries, which create that many threads at once: far beyond the CPUs, torch's
+# first parallel kernel fails and ONNX Runtime's session creation stalls, after the run exists.
+THREAD_KEYS = ("hardware.cpu_threads", "backend.intra_op_threads", "backend.inter_op_threads")
+
+
+def check_thread_counts(resolved: Mapping[str, Any]) -> None:
+    """Every thread count is at most the CPUs this process may use (0: the library's default)."""
+    limit = usable_cpus()
+    for key in THREAD_KEYS:
+        section, _, leaf = key.partition(".")
+        value = resolved.get(section, {}).get(leaf)
+        if isinstance(value, int) and value > limit:
+            raise ConfigError(
+                f"{key}={value} is not allowed; this machine lets the process run on {limit} CPU(s): choose 0 "
+                f"(the library's default) or 1..{limit}"
+            )
+
+
 def check_job(cfg: DictConfig) -> None:
     """The checks above for a composed job config (run before the value rules, which assume completeness)."""
     check_known_keys(cfg)
-    check_finite(check_complete(cfg))
+    resolved = check_complete(cfg)
+    check_finite(resolved)
+    check_thread_counts(resolved)
     check_writable("work_dir", cfg.work_dir)
     check_writable("cache_dir", cfg.cache_dir)
