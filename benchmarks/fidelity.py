@@ -20,10 +20,10 @@ from hydra import compose, initialize_config_dir
 from job_rows import markdown, show_progress
 
 from blockbench import metric_names as names
-from blockbench.config import project_root
+from blockbench.config import conf_dir
 from blockbench.hardware import set_numeric_mode
-from blockbench.models import build_model
 from blockbench.job.run import run_job
+from blockbench.models import build_model
 
 CONFIGS = [
     ("vgg", "bn", "relu", 64),
@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(conf_dir()), version_base="1.3"):
         for block, norm, act, size in CONFIGS:
             cfg = compose(
                 "config",

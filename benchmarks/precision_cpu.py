@@ -23,7 +23,7 @@ from job_rows import markdown, show_progress, with_interval, write_rows
 from blockbench import latencies
 from blockbench import metric_names as names
 from blockbench.compare import Comparison, compare_samples
-from blockbench.config import project_root
+from blockbench.config import conf_dir
 from blockbench.errors import BlockbenchError
 from blockbench.job.run import run_job
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[dict[str, object]] = []
     table: list[dict[str, str]] = []
-    with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         for block in BLOCKS:
             for norm in NORMS:
                 for engine, (engine_overrides, precisions) in ENGINES.items():

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from job_rows import markdown, show_progress, with_interval, write_rows
 
 from blockbench import metric_names as names
-from blockbench.config import project_root
+from blockbench.config import conf_dir
 from blockbench.job.run import run_job
 
 CONFIGS = [
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="write every job's metrics here")
     args = parser.parse_args(argv)
     rows, table = [], []
-    with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         for number, config in enumerate(args.configs):
             for cache in ("warm", "flushed"):
                 overrides = [

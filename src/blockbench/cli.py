@@ -35,9 +35,9 @@ GROUP_HINTS = {"resolution": "or any size: resolution.size=N (a multiple of 32, 
 
 
 def _conf_dir() -> Path:
-    from blockbench.config import project_root
+    from blockbench.config import conf_dir
 
-    return project_root() / "conf"
+    return conf_dir()
 
 
 def _option_order(option: str) -> tuple[int, int, str]:

@@ -142,11 +142,11 @@ def interleave(
     from hydra import compose, initialize_config_dir
 
     from blockbench.benchmark import Timer
-    from blockbench.config import project_root
+    from blockbench.config import conf_dir
     from blockbench.job.engine import open_step
     from blockbench.job.plan import plan_job, run_name
 
-    with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfgs = [
             compose(
                 "config", overrides=[*side, *common, "tracking.enabled=false", f"work_dir=/tmp/blockbench-compare/{n}"]

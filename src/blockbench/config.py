@@ -36,7 +36,8 @@ KEEP_MODEL_FILES = ("all", "first_per_content", "none")
 
 
 def project_root() -> Path:
-    """Directory holding ``main.py`` and ``conf/`` (source checkout), else the working directory."""
+    """Where results go (store, caches, outputs, reports): ``BLOCKBENCH_ROOT`` if set, else the directory holding
+    ``main.py`` and ``conf/`` (source checkout), else the working directory. Config groups: :func:`conf_dir`."""
     env = os.environ.get("BLOCKBENCH_ROOT")
     if env:
         return Path(env).resolve()
@@ -46,12 +47,16 @@ def project_root() -> Path:
     return Path.cwd().resolve()
 
 
+def source_root() -> Path:
+    """The project's code: the checkout holding ``main.py`` and ``conf/``, else the working directory. Never
+    ``BLOCKBENCH_ROOT``, which says where results go (a cluster's shared results folder need hold no code)."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "conf").is_dir() else Path.cwd().resolve()
+
+
 def conf_dir() -> Path:
-    """The config groups Hydra composes: ``conf/`` beside ``main.py`` (a source checkout), else in the working
-    directory. Never under ``BLOCKBENCH_ROOT``, which says where results go (a cluster's shared results folder need
-    hold no code)."""
-    checkout = Path(__file__).resolve().parents[2] / "conf"
-    return checkout if checkout.is_dir() else Path.cwd().resolve() / "conf"
+    """The config groups Hydra composes (``main.py`` reads the ``conf/`` beside it)."""
+    return source_root() / "conf"
 
 
 def default_tracking_uri() -> str:

@@ -198,10 +198,10 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
 
 def _report_commit() -> str:
     """The commit of the code that judged the runs (verdict rules change; the runs' own commits are listed apart)."""
-    from blockbench.config import project_root
+    from blockbench.config import source_root
     from blockbench.environment import git_commit
 
-    return git_commit(project_root())
+    return git_commit(source_root())
 
 
 ROOFLINE_TEXT = (
