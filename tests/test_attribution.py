@@ -15,8 +15,8 @@ from blockbench.backends.tensorrt.diagnostics import layer_rows
 from blockbench.backends.torch.profile import inductor_kernel_class
 from blockbench.errors import ConfigError
 from blockbench.export import export_onnx
-from blockbench.models import build_model
 from blockbench.job.plan import plan_job
+from blockbench.models import build_model
 from tests.helpers import TINY
 
 DATA = Path(__file__).parent / "data"

@@ -1,4 +1,4 @@
-"""The latency harness on a fake step: stopping rules, the two latency definitions, cache flushing, no thread beside the loop."""
+"""The latency harness on a fake step: stopping rules, latency definitions, cache flushing, no thread beside it."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from blockbench.config import project_root
 from blockbench.errors import ConfigError
 from blockbench.job.plan import plan_job
 from blockbench.job.run import run_job
-from blockbench.recording.layout import INT8_ONNX_FILE
 from blockbench.precisions import PRECISIONS, TOLERANCE
+from blockbench.recording.layout import INT8_ONNX_FILE
 from blockbench.report.data import PRECISION_NAMES, PRECISION_ORDER
 from tests.helpers import TINY
 

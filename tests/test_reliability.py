@@ -31,8 +31,8 @@ from blockbench import faults, resume
 from blockbench.cache import CacheError, ContentCache
 from blockbench.config import BENCHMARK_MODES, COMPLEXITY_COUNTERS, PRECISIONS
 from blockbench.errors import EXPLAINED_EXIT, ConfigError
-from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.job.plan import plan_job
+from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.tracking import (
     CONFIG_HASH_TAG,
     HEARTBEAT_TAG,

@@ -20,18 +20,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
+import importlib.machinery
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from blockbench import faults
@@ -49,7 +52,15 @@ TICKING_STAGES = ("export", "build", "benchmark", "attribution")
 _STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
 _LOG_TAIL_BYTES = 4000
 _PRELOAD = ["blockbench.job.execute", "blockbench.backends.onnxruntime", "blockbench.backends.torch"]
-_COMPILER_PRELOAD = "torch._inductor.compile_fx"  # what torch.compile imports: seconds, paid once per sweep
+# What torch imports lazily on a first forward or module move (about a second), and what torch.compile imports (a
+# few seconds): imported once in the server instead of in every worker, unless a worker saw them initialise CUDA.
+_LAZY_PRELOAD = ["torch._dynamo", "torch._refs", "torch._prims_common.wrappers"]
+_COMPILER_PRELOAD = "torch._inductor.compile_fx"
+_NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+class _BadFork(Exception):
+    """The worker was forked from a server that had initialised CUDA."""
 
 
 class WorkerFailure(RuntimeError):
@@ -75,7 +86,12 @@ def execute_job(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResu
     """
     if plan.config.run.isolation == "inline":
         return _inline(plan, on_stage)
-    return _Worker(plan, on_stage).run()
+    try:
+        return _Worker(plan, on_stage).run()
+    except _BadFork:
+        log.warning("worker: the fork server's preloaded imports initialised CUDA; restarting it without them")
+        _restart_server_without_extras()
+        return _Worker(plan, on_stage).run()
 
 
 def _inline(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResult:
@@ -92,14 +108,55 @@ def _inline(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResult:
         raise
 
 
+_SERVER = {"lazy_preload_safe": True}  # False once the server's extra imports were seen to initialise CUDA
+
+
 def _context(plan: JobPlan) -> multiprocessing.context.BaseContext:
-    """The forkserver context; its server (started by the first job) preloads torch and the execution code."""
+    """The forkserver context; its server (started by the first job) preloads torch and the execution code, and
+    torch's lazy imports and the compiler where the first job compiles (unless they were seen to initialise CUDA)."""
     context = multiprocessing.get_context("forkserver")
     preload = list(_PRELOAD)
-    if getattr(plan.config.backend, "mode", None) in ("compile", "aoti"):
-        preload.append(_COMPILER_PRELOAD)
+    if _SERVER["lazy_preload_safe"]:
+        preload += _LAZY_PRELOAD
+        if getattr(plan.config.backend, "mode", None) in ("compile", "aoti"):
+            preload.append(_COMPILER_PRELOAD)
     context.set_forkserver_preload(preload)  # takes effect only when the server starts
     return context
+
+
+@contextlib.contextmanager
+def _fork_safe_cuda_checks() -> Iterator[None]:
+    """While the server starts (it inherits this environment): torch's CUDA availability checks through NVML, which
+    does not initialise CUDA — a server that initialised CUDA would hand every worker a CUDA it cannot use."""
+    before = os.environ.get(_NVML_CHECK)
+    os.environ[_NVML_CHECK] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_NVML_CHECK, None)
+        else:
+            os.environ[_NVML_CHECK] = before
+
+
+@contextlib.contextmanager
+def _main_module_left_alone() -> Iterator[None]:
+    """While a worker starts: multiprocessing would re-import this program's ``__main__`` (``main.py``, a user's
+    script) in it; the worker runs package code only, so it is told the main module needs no preparing."""
+    main = sys.modules["__main__"]
+    before = getattr(main, "__spec__", None)
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = before
+
+
+def _restart_server_without_extras() -> None:
+    """A worker found CUDA initialised by the server's preload: stop that server; the next starts without it."""
+    _SERVER["lazy_preload_safe"] = False
+    forkserver = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    forkserver._stop()
 
 
 class _Worker:
@@ -125,11 +182,14 @@ class _Worker:
             name=f"blockbench-worker {self.plan.name}",
         )
         started = time.perf_counter()
-        self.process.start()
+        with _fork_safe_cuda_checks(), _main_module_left_alone():
+            self.process.start()
         writer.close()
         log.debug("worker: pid %d started in %.3f s", self.process.pid, time.perf_counter() - started)
         try:
             return self._watch(reader)
+        except _BadFork:
+            raise
         except BaseException as exc:
             mark_failed_stage(exc, self.stage)
             raise
@@ -155,6 +215,9 @@ class _Worker:
 
     def _handle(self, message: tuple[Any, ...]) -> ExecutionResult | None:
         kind = message[0]
+        if kind == "bad_fork":
+            self.answered = True
+            raise _BadFork()
         if kind == "stage":
             self._enter(message[1])
         elif kind == "log":
@@ -284,6 +347,10 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
     os.environ.clear()
     os.environ.update(environ)  # the parent's environment as it is now, not the server's from when it started
     os.chdir(cwd)
+    if plan.ctx.is_cuda and torch.cuda._is_in_bad_fork():  # the server initialised CUDA: this process cannot use it
+        conn.send(("bad_fork",))
+        conn.close()
+        os._exit(0)
     output = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     for fd in (1, 2):
         os.dup2(output, fd)
@@ -311,6 +378,7 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
         conn.close()
         sys.stdout.flush()
         sys.stderr.flush()
+    os._exit(0)  # no interpreter teardown (torch's, CUDA's): the parent waits for this exit before the next job
 
 
 def _portable(exc: BaseException) -> BaseException | str:

@@ -200,6 +200,24 @@ class OnnxRuntimeBackend(Backend):
         ]
         return nodes, runs
 
+    def runtime_state(self) -> dict[str, str]:
+        """The session's options as ONNX Runtime holds them, and the providers it runs with."""
+        if self.session is None:
+            return {}
+        options = self.session.get_session_options()
+        state = {
+            "ort_intra_op_threads": str(options.intra_op_num_threads),
+            "ort_inter_op_threads": str(options.inter_op_num_threads),
+            "ort_execution_mode": str(options.execution_mode).rsplit(".", 1)[-1],
+            "ort_graph_optimization_level": str(options.graph_optimization_level).rsplit(".", 1)[-1],
+            "ort_providers": ",".join(self.session.get_providers()),
+        }
+        for provider, values in self.session.get_provider_options().items():
+            for key in ("cudnn_conv_algo_search", "use_tf32", "prefer_nhwc", "enable_cuda_graph"):
+                if key in values:
+                    state[f"ort_{provider}_{key}"] = str(values[key])
+        return state
+
     def close(self) -> None:
         self.session = None
 

@@ -42,7 +42,8 @@ class TorchBackend(Backend):
         self.frozen_before: bool | None = None  # inductor's global freezing before an int8 build set it
         self.stream = torch.cuda.Stream(ctx.device) if ctx.is_cuda else None
         self.capture_failed = False
-        self.cache_counts_before = _fx_graph_cache_counts()
+        # inductor's cache counters, read only where it compiles (importing dynamo costs seconds in a fresh worker)
+        self.cache_counts_before = _fx_graph_cache_counts() if settings.mode in ("compile", "aoti") else (0, 0)
 
     @classmethod
     def check(cls, settings: TorchSettings, ctx: JobContext) -> None:
