@@ -17,7 +17,7 @@ from tests.test_report import SYNTHETIC_DEVICE, SyntheticStore
 
 def test_the_int8_peak_is_timed_with_an_integer_product_on_the_cpu() -> None:
     rate, info = measure_matmul(torch.device("cpu"), "int8")
-    assert info["op"] == INT_GEMM_OP and rate > 0
+    assert info["op"] == INT_GEMM_OP and info["b"] == "column-major" and rate > 0
 
 
 def test_an_int8_peak_not_measured_as_an_integer_product_is_not_used() -> None:
