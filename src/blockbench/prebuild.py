@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from blockbench import resume
 from blockbench.backends import backend_class
 from blockbench.cli import quote_numeric_group_choices
-from blockbench.config import project_root
+from blockbench.config import conf_dir
 from blockbench.errors import ConfigError
 from blockbench.job.engine import prebuild_job
 from blockbench.job.plan import plan_job, run_name
@@ -164,7 +164,7 @@ def _build(overrides: list[str], work_dir: str, done: set[str]) -> _Built:
     name = " ".join(overrides)
     start = time.perf_counter()
     try:
-        with initialize_config_dir(str(project_root() / "conf"), version_base="1.3"):
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
             cfg = compose("config", overrides=[*overrides, f"work_dir={work_dir}"])
         name = run_name(cfg)
         plan = plan_job(cfg)

@@ -49,6 +49,7 @@ MEASUREMENT_SOURCES = (
     "attribution.py",
     "job/engine.py",
     "job/execute.py",
+    "job/launch.py",
     "job/materials.py",
     "backends/__init__.py",
     "backends/base.py",

@@ -28,6 +28,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -357,6 +358,7 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
     os.close(output)
     faulthandler.enable(file=sys.stderr, all_threads=True)  # a crash's Python traceback lands in worker.log
     tqdm.monitor_interval = 0  # libraries' progress bars (exporters, counters) start no monitor thread here
+    tqdm.set_lock(threading.RLock())  # nor a process-shared lock, which an exit without teardown would leak
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -376,9 +378,20 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
         conn.send(("error", _portable(exc), stages.current, "".join(traceback.format_exception(exc))))
     finally:
         conn.close()
+        _shut_down_compile_workers()
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(0)  # no interpreter teardown (torch's, CUDA's): the parent waits for this exit before the next job
+
+
+def _shut_down_compile_workers() -> None:
+    """Inductor's pool of compile processes, where this job started one: ended (and its semaphores released) before
+    the worker exits without the interpreter's teardown."""
+    async_compile = sys.modules.get("torch._inductor.async_compile")
+    shutdown = getattr(async_compile, "shutdown_compile_workers", None)
+    if shutdown is not None:
+        with contextlib.suppress(Exception):
+            shutdown()
 
 
 def _portable(exc: BaseException) -> BaseException | str:

@@ -6,8 +6,6 @@ the product — must miss the cache.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,21 +14,12 @@ from blockbench import quantize
 from blockbench.backends import JobContext
 from blockbench.config import RunConfig
 from blockbench.environment import package_version
+from blockbench.sources import sources_sha256
 
 # Sources a product depends on beyond its config, as globs under the package.
 EXPORT_SOURCES = ("models/*.py", "export.py")
 COMPLEXITY_SOURCES = ("models/*.py", "complexity.py")
 QUANTIZE_SOURCES = ("quantize.py",)
-_PACKAGE = Path(__file__).resolve().parent.parent
-
-
-def sources_sha256(patterns: tuple[str, ...]) -> str:
-    """SHA-256 over this package's source files matching ``patterns``, in a stable order."""
-    sources = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(_PACKAGE.glob(pattern)):
-            sources.update(path.read_bytes())
-    return sources.hexdigest()
 
 
 def model_material(config: RunConfig) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from blockbench import faults, resume
 from blockbench import metric_names as names
-from blockbench.config import project_root
-from blockbench.environment import device_name, environment_record, git_commit, gpu_facts
+from blockbench.config import source_root
+from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, source_tags
 from blockbench.errors import BlockbenchError
 from blockbench.job.launch import execute_job
 from blockbench.job.plan import JobPlan, plan_job
@@ -68,7 +68,7 @@ def run_job(
 
     stage = "setup"
     try:
-        environment = environment_record(ctx.device, project_root())
+        environment = environment_record(ctx.device, source_root())
         write_job_files(ctx.work_dir, cfg, fingerprint, environment)
         execution = execute_job(plan, enter)
         stage = "tracking"
@@ -104,7 +104,7 @@ def run_job(
 def run_tags(plan: JobPlan) -> dict[str, str]:
     """What a run is tagged with before it starts: axes, backend, device, commit, status."""
     config, device = plan.config, plan.ctx.device
-    commit = git_commit(project_root())
+    commit = git_commit(source_root())
     tags = {
         "backend": config.backend.name,
         "device_name": device_name(device),
@@ -116,6 +116,7 @@ def run_tags(plan: JobPlan) -> dict[str, str]:
         "act": config.act.name,
         "precision": config.precision.name,
         "resolution": str(config.resolution.size),
+        **source_tags(),
     }
     if device.type == "cuda":
         # The physical GPU this run measured (launchers pick it: Ray and Slurm set CUDA_VISIBLE_DEVICES per job),
