@@ -3,12 +3,12 @@
 # channels-last) and the same in cuda_graph mode. Run folders (tracking off, run.json per job) and each sweep's wall
 # time land in OUT; benchmarks/isolation_ab.py prints the table.
 #
-#   benchmarks/isolation_ab_gpu.sh OLD_TREE OLD_COMMIT NEW_TREE NEW_COMMIT OUT
+#   benchmarks/isolation_ab_gpu.sh OLD_TREE OLD_COMMIT NEW_TREE NEW_COMMIT OUT [old-first|new-first]
 #
 # A tree is `git archive <commit> src conf main.py` unpacked; each runs from its own src (PYTHONPATH), with
 # BLOCKBENCH_GIT_COMMIT naming its commit (the device machine has no .git).
 set -u
-OLD=$1 OLD_COMMIT=$2 NEW=$3 NEW_COMMIT=$4 OUT=$5
+OLD=$1 OLD_COMMIT=$2 NEW=$3 NEW_COMMIT=$4 OUT=$5 ORDER=${6:-old-first}
 mkdir -p "$OUT"
 AXES=(block=vgg,mobilenet,convnext norm=bn,ln act=relu resolution=64,1024 precision=fp16)
 CUDA_GRAPH=(backend.mode=cuda_graph backend.channels_last=false)
@@ -30,7 +30,17 @@ sweep() {  # label tree commit [overrides...]
   echo "$label: exit $rc, $(tail -n 20 "$OUT/$label.log" | grep -m1 -o 'sweep: .*')"
 }
 
-sweep old-cuda_graph "$OLD" "$OLD_COMMIT" "${CUDA_GRAPH[@]}"
-sweep new-cuda_graph "$NEW" "$NEW_COMMIT" "${CUDA_GRAPH[@]}"
-sweep old-compile "$OLD" "$OLD_COMMIT"
-sweep new-compile "$NEW" "$NEW_COMMIT"
+pair() {  # mode [overrides...]: the two commits one after the other, in ORDER
+  local mode=$1
+  shift
+  if [ "$ORDER" = new-first ]; then
+    sweep "new-$mode" "$NEW" "$NEW_COMMIT" "$@"
+    sweep "old-$mode" "$OLD" "$OLD_COMMIT" "$@"
+  else
+    sweep "old-$mode" "$OLD" "$OLD_COMMIT" "$@"
+    sweep "new-$mode" "$NEW" "$NEW_COMMIT" "$@"
+  fi
+}
+
+pair cuda_graph "${CUDA_GRAPH[@]}"
+pair compile
