@@ -41,6 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 from blockbench import interrupts, prebuild, preflight
 from blockbench import metric_names as names
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
+from blockbench.job import launch
 from blockbench.job.launch import WorkerFailure
 from blockbench.job.plan import plan_job, run_name
 from blockbench.job.run import JobResult, run_job
@@ -168,6 +169,9 @@ class Sweep:
         folder.write(info)
         launcher = OmegaConf.select(config, "hydra.launcher._target_")
         sweep = cls(folder, config.run.heartbeat_s, jobs_run_here=launcher == prebuild.BASIC_LAUNCHER)
+        if sweep.jobs_run_here and config.run.isolation == "process":  # its imports overlap the prebuild
+            modes = f"{OmegaConf.select(config, 'backend.mode')} {info['overrides']}"
+            launch.start_server(compiles="compile" in modes or "aoti" in modes)
         if config.run.prebuild_workers:
             info["prebuild"] = dataclasses.asdict(_prebuild(config))
             folder.write(info)

@@ -17,6 +17,7 @@ start from the defaults. The worker measures and does nothing else; this process
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import faulthandler
@@ -48,6 +49,7 @@ from blockbench.recording.layout import WORKER_LOG
 
 log = logging.getLogger(__name__)
 
+TIMED_STAGE = "benchmark"
 TICK_S = 10.0  # a long stage's elapsed time is logged this often (benchmark.progress=true)
 TICKING_STAGES = ("export", "build", "benchmark", "attribution")
 _STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
@@ -109,17 +111,23 @@ def _inline(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResult:
         raise
 
 
+_PREVIOUS: list[Any] = []  # workers that answered and are still exiting; reaped before the next one times
+atexit.register(lambda: _reap_previous())
 _SERVER = {"lazy_preload_safe": True}  # False once the server's extra imports were seen to initialise CUDA
 
 
 def _context(plan: JobPlan) -> multiprocessing.context.BaseContext:
     """The forkserver context; its server (started by the first job) preloads torch and the execution code, and
     torch's lazy imports and the compiler where the first job compiles (unless they were seen to initialise CUDA)."""
+    return _server_context(getattr(plan.config.backend, "mode", None) in ("compile", "aoti"))
+
+
+def _server_context(compiles: bool) -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     preload = list(_PRELOAD)
     if _SERVER["lazy_preload_safe"]:
         preload += _LAZY_PRELOAD
-        if getattr(plan.config.backend, "mode", None) in ("compile", "aoti"):
+        if compiles:
             preload.append(_COMPILER_PRELOAD)
     context.set_forkserver_preload(preload)  # takes effect only when the server starts
     return context
@@ -172,11 +180,13 @@ class _Worker:
         self.log_path = plan.ctx.work_dir / WORKER_LOG
         self.process: Any = None
         self.answered = False  # the worker sent its result or its error, and is exiting on its own
+        self.conn: Connection | None = None
 
     def run(self) -> ExecutionResult:
         context = _context(self.plan)
         self.plan.ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        reader, writer = context.Pipe(duplex=False)
+        reader, writer = context.Pipe(duplex=True)
+        self.conn = reader
         self.process = context.Process(
             target=_worker_main,
             args=(self.plan, writer, str(self.log_path), dict(os.environ), os.getcwd(), _log_level()),
@@ -204,7 +214,7 @@ class _Worker:
             if reader in ready:
                 try:
                     message = reader.recv()
-                except EOFError:  # the worker is gone: its end of the pipe closed
+                except (EOFError, OSError):  # the worker is gone: its end of the pipe closed or was reset
                     raise self._died() from None
                 result = self._handle(message)
                 if result is not None:
@@ -240,6 +250,14 @@ class _Worker:
         self.stage, self.stage_started = name, time.monotonic()
         self.last_tick = self.stage_started
         self.on_stage(name)
+        if name == TIMED_STAGE:  # the worker waits for this: no earlier worker is still exiting while it times
+            _reap_previous()
+            assert self.conn is not None
+            try:
+                self.conn.send(("go",))
+            except OSError:  # it died on entering the stage
+                raise self._died() from None
+            self.stage_started = time.monotonic()
 
     def _observe(self) -> None:
         """Between messages: log a long stage's elapsed time, and kill a worker hung in its benchmark."""
@@ -291,8 +309,9 @@ class _Worker:
         process = self.process
         if process is None:
             return
-        if self.answered:
-            process.join(timeout=_STOP_GRACE_S)
+        if self.answered:  # exiting on its own (CUDA's teardown takes seconds): reaped before the next one times
+            _PREVIOUS.append(process)
+            return
         if process.exitcode is not None:
             return
         for sig, grace in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, _STOP_GRACE_S)):
@@ -305,6 +324,26 @@ class _Worker:
             if process.exitcode is not None:
                 return
         log.error("worker: pid %d did not end after SIGKILL", process.pid)
+
+
+def _reap_previous() -> None:
+    """Wait until every earlier worker has exited (each had sent its result and was tearing down)."""
+    while _PREVIOUS:
+        process = _PREVIOUS.pop()
+        process.join(timeout=_STOP_GRACE_S)
+        if process.exitcode is None:
+            log.warning("worker: pid %d still exiting after %.0f s; ending it", process.pid, _STOP_GRACE_S)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.join(timeout=_STOP_GRACE_S)
+
+
+def start_server(compiles: bool) -> None:
+    """Start the fork server now (its imports take seconds), e.g. while a sweep prebuilds, so the first job need
+    not wait for it; ``compiles``: the sweep's jobs use torch.compile or AOTInductor."""
+    _server_context(compiles)
+    with _fork_safe_cuda_checks():
+        multiprocessing.forkserver.ensure_running()
 
 
 def _log_level() -> int:
@@ -368,6 +407,9 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
     def enter(name: str) -> None:
         conn.send(("stage", name))
         faults.inject(name, plan.cfg, relay=lambda action: conn.send(("fault", action)))
+        if name == TIMED_STAGE:
+            _shut_down_compile_workers()  # compiling is done: inductor's pool (and its thread) end before timing
+            conn.recv()  # the parent's go: no earlier worker is still exiting
 
     stages = Stages(enter)
     try:
@@ -381,7 +423,7 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
         _shut_down_compile_workers()
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(0)  # no interpreter teardown (torch's, CUDA's): the parent waits for this exit before the next job
+    os._exit(0)  # no interpreter teardown (torch's): the parent reaps this exit before the next worker times
 
 
 def _shut_down_compile_workers() -> None:
