@@ -42,5 +42,6 @@ pair() {  # mode [overrides...]: the two commits one after the other, in ORDER
   fi
 }
 
-pair cuda_graph "${CUDA_GRAPH[@]}"
-pair compile
+for mode in ${MODES:-cuda_graph compile}; do  # MODES="cuda_graph" runs one pair
+  if [ "$mode" = cuda_graph ]; then pair cuda_graph "${CUDA_GRAPH[@]}"; else pair compile; fi
+done
