@@ -26,7 +26,8 @@ from torch import nn
 
 from blockbench.report import build_report
 from blockbench.report.data import load_runs
-from blockbench.report.findings import REPRODUCED, compute_findings
+from blockbench.report.evaluation import compute_findings
+from blockbench.report.findings import REPRODUCED
 from blockbench.report.paper import PAPER_ROWS
 from blockbench.report.peaks import DevicePeaks, get_peaks, measure
 from blockbench.report.roofline import (

@@ -17,8 +17,9 @@ from typing import Any
 
 from blockbench.report.breakdown import Breakdown, breakdown_markdown, build_breakdown
 from blockbench.report.data import RunSet, environment, load_runs
+from blockbench.report.evaluation import compute_findings
 from blockbench.report.figures import latency_figures
-from blockbench.report.findings import Finding, compute_findings, findings_markdown, write_findings
+from blockbench.report.findings import Finding, findings_markdown, write_findings
 from blockbench.report.peaks import DevicePeaks
 from blockbench.report.provenance import source_check
 from blockbench.report.roofline import (

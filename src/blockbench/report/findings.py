@@ -35,7 +35,6 @@ from blockbench.report.data import (
     PRECISION_NAMES,
     RunSet,
     cells,
-    load_samples,
 )
 from blockbench.report.paper import paper_records
 from blockbench.report.tables import to_markdown
@@ -323,19 +322,6 @@ def fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the findings in writing ------------------------------------------------------------------------------
-
-
-def compute_findings(runs: RunSet, metric: str = BOOTSTRAPPED_METRIC) -> list[Finding]:
-    """Every claim of the paper, then the new comparisons (:data:`blockbench.report.claims.CLAIMS`, in order), then
-    the penalty breakdown, on the runs' FINISHED cells (with intervals where the metric is the median and the runs
-    kept their samples)."""
-    # Both build on this module's rule and Finding, so they are imported here, not at the top.
-    from blockbench.report.breakdown import penalty_finding
-    from blockbench.report.claims import CLAIMS, ClaimInputs, evaluate
-
-    samples = load_samples(runs) if metric == BOOTSTRAPPED_METRIC else {}
-    inputs = ClaimInputs(runs, metric, samples, our_cells(runs, metric, samples), paper_cells())
-    return [*(evaluate(spec, inputs) for spec in CLAIMS), penalty_finding(runs)]
 
 
 def findings_markdown(found: list[Finding], metric: str) -> str:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from blockbench.backends.base import BackendSettings
 from blockbench.schema import at_least, choice, refuse
-
-if TYPE_CHECKING:
-    from blockbench.config import RunConfig
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "layout", "all")
 # ONNX Runtime's ExecutionMode: sequential runs one node at a time (its inter-op thread pool unused); parallel runs
@@ -36,7 +33,7 @@ class OnnxRuntimeSettings(BackendSettings):
                 f"{', '.join(EXECUTION_MODES)}): set {prefix}execution_mode=parallel, or leave it 0",
             )
 
-    def check_run_rules(self, run: RunConfig) -> None:
+    def check_run_rules(self, run: Any) -> None:
         """Settings that only some jobs read: refused where nothing would read them (they would enter the config
         hash and repeat one measurement under two names)."""
         if not self.io_binding and run.benchmark.mode == "end_to_end":

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from blockbench.backends.base import BackendSettings
 from blockbench.schema import choice, refuse
-
-if TYPE_CHECKING:
-    from blockbench.config import RunConfig
 
 TORCH_MODES = ("eager", "cuda_graph", "compile", "aoti")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -27,14 +24,12 @@ class TorchSettings(BackendSettings):
     cudnn_benchmark: bool = True  # time cuDNN's algorithms once per shape and keep the fastest (static shapes)
     freezing: bool = False  # compile/aoti: weights become constants, so inductor folds BN into convs
 
-    def check_run_rules(self, run: RunConfig) -> None:
+    def check_run_rules(self, run: Any) -> None:
         """Settings this job would not read are refused (they would enter the config hash and repeat one
         measurement under two names): each names the modes or devices that read it."""
-        from blockbench.config import ExportConfig
-
         cuda = str(run.hardware.device).startswith("cuda")
         compiled = self.mode in ("compile", "aoti")
-        if run.export.opset != ExportConfig.opset:
+        if run.export.opset != type(run.export).__dataclass_fields__["opset"].default:
             why = "backend=torch runs the PyTorch module itself: no ONNX export reads it; leave it at its default"
             raise refuse("export.opset", run.export.opset, why)
         if self.compile_mode != "default" and self.mode != "compile":
