@@ -1,0 +1,1 @@
+"""Build products: the content cache, parameter and MAC counts, ONNX export, INT8 quantization, source hashes."""
