@@ -18,7 +18,7 @@ import pynvml
 import torch
 from job_rows import markdown, show_progress
 
-from blockbench.hardware import nvml_index
+from blockbench.measure.hardware import nvml_index
 
 
 def poll(handle: object, seconds: float) -> tuple[np.ndarray, np.ndarray, list[float]]:

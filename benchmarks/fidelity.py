@@ -19,10 +19,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from job_rows import markdown, show_progress
 
-from blockbench import metric_names as names
-from blockbench.config import conf_dir
-from blockbench.hardware import set_numeric_mode
+from blockbench.config.paths import conf_dir
 from blockbench.job.run import run_job
+from blockbench.measure import metric_names as names
+from blockbench.measure.hardware import set_numeric_mode
 from blockbench.models import build_model
 
 CONFIGS = [

@@ -20,12 +20,12 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from job_rows import markdown, show_progress, with_interval, write_rows
 
-from blockbench import latencies
-from blockbench import metric_names as names
 from blockbench.compare import Comparison, compare_samples
-from blockbench.config import conf_dir
+from blockbench.config.paths import conf_dir
 from blockbench.errors import BlockbenchError
 from blockbench.job.run import run_job
+from blockbench.measure import latencies
+from blockbench.measure import metric_names as names
 
 BLOCKS = ("vgg", "resnet", "mobilenet", "convnext")
 NORMS = ("bn", "ln")

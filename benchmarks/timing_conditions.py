@@ -18,9 +18,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from job_rows import markdown, show_progress, with_interval, write_rows
 
-from blockbench import metric_names as names
-from blockbench.config import conf_dir
+from blockbench.config.paths import conf_dir
 from blockbench.job.run import run_job
+from blockbench.measure import metric_names as names
 
 CONFIGS = [
     "block=vgg norm=bn act=relu resolution.size=64",

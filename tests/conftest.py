@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import blockbench.config  # noqa: F401  (registers the config schemas that compose() resolves)
+import blockbench.config.schema  # noqa: F401  (registers the config schemas that compose() resolves)
 from tests.helpers import CONF, ENGINES_BUILT
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from blockbench import attribution
-from blockbench.attribution import OP_CLASSES, Attribution, NodeIndex, OpTime, block_of, common_scope
 from blockbench.backends.tensorrt.diagnostics import layer_rows
 from blockbench.backends.torch.profile import inductor_kernel_class
+from blockbench.build.export import export_onnx
 from blockbench.errors import ConfigError
-from blockbench.export import export_onnx
 from blockbench.job.plan import plan_job
+from blockbench.measure import attribution
+from blockbench.measure.attribution import OP_CLASSES, Attribution, NodeIndex, OpTime, block_of, common_scope
 from blockbench.models import build_model
 from tests.helpers import TINY
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from blockbench import benchmark
 from blockbench.backends.base import InferenceStep, Phases
-from blockbench.benchmark import PIPELINE_DEPTH, BenchmarkSettings, LatencyResult, measure
 from blockbench.errors import ConfigError
+from blockbench.measure import harness as benchmark
+from blockbench.measure import timer
+from blockbench.measure.harness import PIPELINE_DEPTH, LatencyResult, measure
+from blockbench.measure.settings import BenchmarkSettings
 
 
 class FakeClock:
@@ -94,13 +96,13 @@ def test_a_flush_runs_before_each_timed_inference_and_outside_its_time(clock: Fa
     flushed_at: list[int] = []
     monkeypatch.setattr(benchmark, "last_level_cache_bytes", lambda device: 1024)
 
-    class Recording(benchmark._Flusher):
+    class Recording(timer.Flusher):
         def __call__(self) -> None:
             super().__call__()
             flushed_at.append(clock.ns)
             clock.ns += 5_000_000  # the write takes 5 ms: it must not show in any sample
 
-    monkeypatch.setattr(benchmark, "_Flusher", Recording)
+    monkeypatch.setattr(benchmark, "Flusher", Recording)
     step = FakeStep(clock, [1.0])
     result = measure(step, settings(cache="flushed", min_iters=10))
     assert len(flushed_at) == 10  # timed calls only: not the cold call, not the warm-up
@@ -115,7 +117,7 @@ def test_flushing_is_refused_where_the_cache_size_is_unknown(clock: FakeClock, m
 
 
 def test_the_flush_buffer_is_twice_the_cache_and_changes_every_time() -> None:
-    flush = benchmark._Flusher(FakeStep(FakeClock(), [1.0]), 4096)
+    flush = timer.Flusher(FakeStep(FakeClock(), [1.0]), 4096)
     flush()
     first = int(flush.buffer[0])
     flush()
@@ -141,7 +143,7 @@ def test_the_timed_loop_starts_no_thread_and_the_window_hook_runs_once_before_it
 
 
 def test_clock_event_reasons_are_spelled_out() -> None:
-    from blockbench.hardware import clock_event_names
+    from blockbench.measure.hardware import clock_event_names
 
     assert clock_event_names(0) == "none"
     assert clock_event_names(0x4 | 0x40) == "sw_power_cap+hw_thermal_slowdown"
@@ -196,7 +198,7 @@ def test_enqueue_bound_compares_with_the_compute_part_in_end_to_end_mode() -> No
 
 
 def test_latencies_file_round_trip_and_the_older_layout(tmp_path) -> None:
-    from blockbench import latencies
+    from blockbench.measure import latencies
 
     path = tmp_path / latencies.FILE
     latencies.write(path, [("per_request", np.array([1.0, 2.0])), ("h2d", np.array([0.5]))])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blockbench.cli import check_arguments, quote_numeric_group_choices
+from blockbench.config.argv import check_arguments, quote_numeric_group_choices
 
 VALID = [
     "",

@@ -110,7 +110,7 @@ def _logged_run(uri: str, experiment: str, samples: np.ndarray, folder: Path) ->
     """A run in ``experiment`` holding ``samples`` as its latencies.csv, as a timed job logs them."""
     from mlflow.tracking import MlflowClient
 
-    from blockbench import latencies
+    from blockbench.measure import latencies
 
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)

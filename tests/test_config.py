@@ -9,10 +9,10 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from blockbench.backends import backend_class
 from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
+from blockbench.backends.registry import backend_class
 from blockbench.backends.torch.settings import TorchSettings
-from blockbench.config import typed_config
+from blockbench.config.schema import typed_config
 from blockbench.errors import ConfigError
 from blockbench.job.plan import plan_job
 
@@ -150,7 +150,7 @@ def test_impossible_jobs_are_refused_before_work(compose_cfg, overrides: list[st
 
 
 def test_numeric_resolution_choices_are_quoted_for_hydra() -> None:
-    from blockbench.cli import quote_numeric_group_choices
+    from blockbench.config.argv import quote_numeric_group_choices
 
     assert quote_numeric_group_choices(["main.py", "-m", "resolution=64,256", "resolution.size=512", "block=vgg"]) == [
         "main.py",

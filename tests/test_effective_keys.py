@@ -10,11 +10,11 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from blockbench import resume
-from blockbench.backends import JobContext
-from blockbench.backends.onnxruntime import OnnxRuntimeBackend
-from blockbench.config import typed_config
+from blockbench.backends.base import JobContext
+from blockbench.backends.onnxruntime.backend import OnnxRuntimeBackend
+from blockbench.config.schema import typed_config
 from blockbench.errors import ConfigError
+from blockbench.recording import resume
 
 
 @pytest.mark.parametrize(

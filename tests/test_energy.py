@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from blockbench import energy
-from blockbench.benchmark import PIPELINE_DEPTH, measure
-from blockbench.energy import MIN_WINDOW_S, EnergyMeter, energy_tag, rapl_reader
-from blockbench.metric_names import ENERGY_MEAN_W, ENERGY_PER_INFERENCE, ENERGY_WINDOW_S
+from blockbench.measure import energy
+from blockbench.measure.energy import MIN_WINDOW_S, EnergyMeter, energy_tag, rapl_reader
+from blockbench.measure.harness import PIPELINE_DEPTH, measure
+from blockbench.measure.metric_names import ENERGY_MEAN_W, ENERGY_PER_INFERENCE, ENERGY_WINDOW_S
 from tests.test_benchmark import FakeClock, FakeStep, clock, settings  # noqa: F401  (clock is a fixture)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from blockbench import faults, interrupts
+from blockbench import interrupts
+from blockbench.job import faults
 from blockbench.job.launch import WorkerDied, WorkerHung
 from blockbench.job.run import run_job
 from blockbench.recording.files import MEASURED_STATE_KEY

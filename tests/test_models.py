@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from blockbench.complexity import count_macs, count_params
+from blockbench.build.complexity import count_macs, count_params
 from blockbench.models.blocks import ChannelsFirstLayerNorm, NativeLayerNorm
 from blockbench.models.network import BlockNet, initialise
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from blockbench.axes.precisions import TOLERANCE as PARITY_TOLERANCE
 from blockbench.job.execute import parity
-from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
 from tests.helpers import TINY, run_main, store_runs
 
 pytestmark = pytest.mark.slow
@@ -189,7 +189,7 @@ def test_a_sweep_sharing_one_export_stores_it_once_unless_asked_for_all(tmp_path
 
 @pytest.mark.parametrize(("policy", "status"), [("warn", "FINISHED"), ("fail", "FAILED")])
 def test_a_parity_failure_never_loses_the_latency(compose_cfg, tmp_path: Path, monkeypatch, policy, status) -> None:
-    from blockbench import precisions
+    from blockbench.axes import precisions
     from blockbench.errors import ParityError
     from blockbench.job.run import run_job
 

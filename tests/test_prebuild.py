@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from blockbench.prebuild import sweep_jobs
+from blockbench.sweep.prebuild import sweep_jobs
 from tests.helpers import TINY, run_main, store_runs
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import onnx
 import pytest
 
-from blockbench import metric_names as names
-from blockbench.config import project_root
+from blockbench.axes.precisions import PRECISIONS, TOLERANCE
+from blockbench.config.paths import project_root
 from blockbench.errors import ConfigError
 from blockbench.job.plan import plan_job
 from blockbench.job.run import run_job
-from blockbench.precisions import PRECISIONS, TOLERANCE
+from blockbench.measure import metric_names as names
 from blockbench.recording.layout import INT8_ONNX_FILE
 from blockbench.report.data import PRECISION_NAMES, PRECISION_ORDER
 from tests.helpers import TINY

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from blockbench import environment, sources
+from blockbench.build import sources
+from blockbench.measure import environment
 from blockbench.report import provenance
 
 

@@ -27,12 +27,13 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from blockbench import faults, resume
-from blockbench.cache import CacheError, ContentCache
-from blockbench.config import BENCHMARK_MODES, COMPLEXITY_COUNTERS, PRECISIONS
+from blockbench.axes.blocks import ACTIVATIONS, BLOCKS, NORMS
+from blockbench.build.cache import CacheError, ContentCache
+from blockbench.config.schema import BENCHMARK_MODES, COMPLEXITY_COUNTERS, PRECISIONS
 from blockbench.errors import EXPLAINED_EXIT, ConfigError
+from blockbench.job import faults
 from blockbench.job.plan import plan_job
-from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
+from blockbench.recording import resume
 from blockbench.tracking import (
     CONFIG_HASH_TAG,
     HEARTBEAT_TAG,

@@ -469,7 +469,7 @@ def _run_row(macs: float, params: float, batch_size: int = 1) -> pd.Series:
 
 
 def test_meta_footprint_of_the_network_matches_the_real_model() -> None:
-    from blockbench.complexity import count_macs, count_params
+    from blockbench.build.complexity import count_macs, count_params
     from blockbench.models.network import BlockNet
 
     real = BlockNet("convnext", "ln", "gelu", [8, 8, 16, 16, 32], 1, 10)
@@ -546,7 +546,7 @@ def test_the_memory_floor_counts_only_bytes_beyond_the_cache(tmp_path: Path, cac
 
 
 def test_cpu_peaks_are_measured_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from blockbench.environment import cpu_model
+    from blockbench.measure.environment import cpu_model
     from blockbench.report import peaks as peaks_module
 
     found, why = get_peaks(cpu_model(), ["fp32", "tf32"], tmp_path)

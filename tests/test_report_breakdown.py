@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from blockbench.attribution import Attribution, OpTime
+from blockbench.measure.attribution import Attribution, OpTime
 from blockbench.report import build_report
 from blockbench.report.breakdown import configs, penalty_finding, share_table
 from blockbench.report.data import RunSet, tidy

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blockbench import metric_names as names
 from blockbench.compare import compare_samples
+from blockbench.measure import metric_names as names
 from blockbench.report.__main__ import COMMANDS, main, parse_args, report_command
 from blockbench.report.best_mode import best_per_config, torch_variant, torch_variants
 from blockbench.report.data import load_runs

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from blockbench import cli
-from blockbench.config import conf_dir, project_root
+from blockbench.config import argv as cli
+from blockbench.config.paths import conf_dir, project_root
 from tests.helpers import CONF, ROOT, TINY
 
 

@@ -34,7 +34,7 @@ import psutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-import blockbench.config  # noqa: F401 - registers the config schemas that composing needs
+import blockbench.config.schema  # noqa: F401 - registers the config schemas that composing needs
 from tests.helpers import CONF, ROOT, TINY, stop_session, store_runs
 from tests.helpers import mlflow_server as start_mlflow_server
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from blockbench import resume, sources
+from blockbench.build import sources
+from blockbench.recording import resume
 from tests.helpers import TINY
 
 

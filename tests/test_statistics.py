@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from blockbench.benchmark import LatencyResult
-from blockbench.statistics import (
+from blockbench.measure.harness import LatencyResult
+from blockbench.measure.statistics import (
     EQUIVALENT,
     HIGHER,
     LOWER,
@@ -97,7 +97,7 @@ def test_the_bootstrap_interval_of_a_ratio_covers_the_true_ratio_and_is_reproduc
 
 def test_the_unstable_threshold_is_trtexecs_and_every_doc_states_the_same() -> None:
     """trtexec (TensorRT >= 10.13.2, samples/common/sampleReporting.cpp): kUNSTABLE_PERF_REPORTING_THRESHOLD{2.5F}."""
-    from blockbench.statistics import UNSTABLE_COV
+    from blockbench.measure.statistics import UNSTABLE_COV
     from tests.helpers import ROOT
 
     assert UNSTABLE_COV == 0.025

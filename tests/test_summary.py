@@ -9,8 +9,10 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from blockbench import hardware, precisions, sweep
-from blockbench import metric_names as names
+from blockbench.axes import precisions
+from blockbench.measure import hardware
+from blockbench.measure import metric_names as names
+from blockbench.sweep import summary as sweep
 
 
 def _timed_result(parity: str, rel_l2: float, cov: float) -> sweep.JobResult:
@@ -36,7 +38,7 @@ def test_summary_prints_the_parity_verdict_with_the_number_and_tolerance_that_de
     compose_cfg: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(precisions.TOLERANCE, "fp32", 0.0)  # as a run with the FP32 tolerance forced to 0
-    sweep._print_summary(compose_cfg("precision=fp32"), _timed_result("fail", 2.5e-7, 0.004))
+    sweep.print_run_summary(compose_cfg("precision=fp32"), _timed_result("fail", 2.5e-7, 0.004))
     out = capsys.readouterr().out
     assert "parity FAIL (relative L2 2.5e-07, tolerance 0;" in out
     assert "UNSTABLE" not in out
@@ -45,7 +47,7 @@ def test_summary_prints_the_parity_verdict_with_the_number_and_tolerance_that_de
 def test_summary_marks_an_unstable_cov_and_names_derived_figures_and_units(
     compose_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sweep._print_summary(compose_cfg(), _timed_result("pass", 1e-7, 0.05))
+    sweep.print_run_summary(compose_cfg(), _timed_result("pass", 1e-7, 0.05))
     out = capsys.readouterr().out
     assert "parity pass (relative L2 1e-07, tolerance 0.001;" in out
     assert "CoV 5.0 % UNSTABLE (> 2.5 %)" in out

@@ -28,7 +28,7 @@ from blockbench.backends.tensorrt.cache import (
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
 from blockbench.backends.tensorrt.engine import PreparedEngine, prepare_engine
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings
-from blockbench.cache import MANIFEST, CacheEntry, atomic_write, digest
+from blockbench.build.cache import MANIFEST, CacheEntry, atomic_write, digest
 from tests.tensorrt_gpu_double import CACHE_MAGIC, VERSIONS, Script, install
 
 GPU = BuildTarget("NVIDIA H100 80GB HBM3", "9.0")

@@ -11,12 +11,12 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from blockbench.backends import backend_class
-from blockbench.backends.tensorrt import TensorRTBackend
+from blockbench.backends.registry import backend_class
+from blockbench.backends.tensorrt.backend import TensorRTBackend
 from blockbench.backends.tensorrt.options import BuildOptions, check_device, onnx_dtype
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, RUN_FIELDS, TensorRTSettings, validate_settings
 from blockbench.backends.tensorrt.versions import FEATURES, TrtVersion, check_release, check_settings, supports
-from blockbench.config import typed_config
+from blockbench.config.schema import typed_config
 from blockbench.errors import BackendUnavailableError, ConfigError
 from blockbench.job.plan import plan_job
 
@@ -310,7 +310,7 @@ def test_a_missing_library_names_the_import_failure(
 ) -> None:
     import sys
 
-    from blockbench.backends import tensorrt as package
+    from blockbench.backends.tensorrt import backend as package
     from blockbench.backends.tensorrt import library
 
     monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` raise ImportError

@@ -17,13 +17,13 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from blockbench import metric_names as names
+from blockbench.axes.precisions import TOLERANCE as PARITY_TOLERANCE
 from blockbench.backends.tensorrt.cache import PLAN_FILE
 from blockbench.backends.tensorrt.library import LIBRARIES, load_bindings
 from blockbench.errors import ConfigError
 from blockbench.job.plan import plan_job
 from blockbench.job.run import JobResult, run_job
-from blockbench.precisions import TOLERANCE as PARITY_TOLERANCE
+from blockbench.measure import metric_names as names
 from tests.helpers import TINY
 
 pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt]

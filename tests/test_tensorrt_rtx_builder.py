@@ -23,8 +23,8 @@ from blockbench.backends.tensorrt.diagnostics import EngineBuildError, OnnxParse
 from blockbench.backends.tensorrt.library import load_bindings
 from blockbench.backends.tensorrt.options import BuildOptions
 from blockbench.backends.tensorrt.settings import TensorRTSettings
+from blockbench.build.export import export_onnx
 from blockbench.errors import ConfigError
-from blockbench.export import export_onnx
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is installed by the test extras: pip install -e .[test]")
 RTX = TensorRTSettings(library="tensorrt_rtx")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from blockbench import metric_names as names
 from blockbench.backends.tensorrt.cache import PLAN_FILE
-from blockbench.faults import PLANTED_NODE, PLANTED_OP
+from blockbench.job.faults import PLANTED_NODE, PLANTED_OP
+from blockbench.measure import metric_names as names
 from tests.helpers import ENGINES_BUILT, ROOT, TINY, store_runs
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is installed by the test extras: pip install -e .[test]")

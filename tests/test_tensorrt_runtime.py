@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from blockbench.backends.base import JobContext
-from blockbench.backends.tensorrt import TensorRTBackend, TensorRTStep, _pretty_json
+from blockbench.backends.tensorrt.backend import TensorRTBackend, TensorRTStep, _pretty_json
 from blockbench.backends.tensorrt.cache import BuildTarget, SharedCacheFile
 from blockbench.backends.tensorrt.diagnostics import (
     EngineRuntimeError,

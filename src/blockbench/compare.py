@@ -26,9 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blockbench import latencies
+from blockbench.config.paths import conf_dir, default_tracking_uri
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
-from blockbench.statistics import RATIO_METHOD, SEED, bootstrap_medians, describe, interval
+from blockbench.job.engine import open_step
+from blockbench.job.plan import plan_job, run_name
+from blockbench.measure import latencies
+from blockbench.measure.statistics import RATIO_METHOD, SEED, bootstrap_medians, describe, interval
+from blockbench.measure.timer import Timer
 
 
 @dataclass(frozen=True)
@@ -141,11 +145,6 @@ def interleave(
     """Build both engines, then time A and B alternately in one process: rounds of ``per_round`` inferences."""
     from hydra import compose, initialize_config_dir
 
-    from blockbench.benchmark import Timer
-    from blockbench.config import conf_dir
-    from blockbench.job.engine import open_step
-    from blockbench.job.plan import plan_job, run_name
-
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfgs = [
             compose(
@@ -178,8 +177,6 @@ def interleave(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from blockbench.config import default_tracking_uri
-
     parser = argparse.ArgumentParser(prog="python -m blockbench.compare", description=__doc__.splitlines()[0])
     parser.add_argument(
         "runs", nargs="*", help="two run ids, A then B; with --interleave: overrides for both, after --"

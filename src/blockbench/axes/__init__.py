@@ -1,1 +1,1 @@
-"""The experiment axes: one record per precision, block, norm and activation, read by config, models, measure and report."""
+"""The experiment axes: one record per precision, block, norm and activation (config, models, measure, report)."""

@@ -1,1 +1,1 @@
-"""Backends: the interface (``base``), the registry (``registry``) and one package per backend (``settings``, ``backend``)."""
+"""Backends: the interface (``base``), the registry, one package per backend (``settings``, ``backend``)."""

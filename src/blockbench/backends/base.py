@@ -13,10 +13,10 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
-from blockbench.precisions import PRECISIONS
+from blockbench.axes.precisions import PRECISIONS
 
 if TYPE_CHECKING:
-    from blockbench.attribution import Attribution
+    from blockbench.measure.attribution import Attribution
 
 
 @dataclass

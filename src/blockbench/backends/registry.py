@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-from blockbench.backends.base import Backend, BackendSettings, BuildResult, InferenceStep, JobContext
+from blockbench.backends.base import Backend
 from blockbench.errors import ConfigError
-
-__all__ = [
-    "BACKENDS",
-    "Backend",
-    "BackendSettings",
-    "BuildResult",
-    "InferenceStep",
-    "JobContext",
-    "backend_class",
-]
 
 # name -> "module:Class"; each module imports its heavy library only when a job uses it.
 BACKENDS: dict[str, str] = {
-    "onnxruntime": "blockbench.backends.onnxruntime:OnnxRuntimeBackend",
-    "torch": "blockbench.backends.torch:TorchBackend",
-    "tensorrt": "blockbench.backends.tensorrt:TensorRTBackend",
+    "onnxruntime": "blockbench.backends.onnxruntime.backend:OnnxRuntimeBackend",
+    "torch": "blockbench.backends.torch.backend:TorchBackend",
+    "tensorrt": "blockbench.backends.tensorrt.backend:TensorRTBackend",
 }
 
 

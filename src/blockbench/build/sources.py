@@ -11,7 +11,9 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent  # the sources that run: this installed or checked-out package
+from blockbench.config.paths import conf_dir
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the sources that run: this installed or checked-out package
 PACKAGE_PREFIX = "src/blockbench"  # where the package lives in the project's tree
 CONF_PREFIX = "conf"
 
@@ -37,8 +39,6 @@ def sources_sha256(patterns: Iterable[str], root: Path | None = None) -> str:
 def checkout_files(package: Path | None = None, conf: Path | None = None) -> Iterator[tuple[str, bytes]]:
     """The code that runs, named as in the project's tree: every ``src/blockbench/**/*.py`` and every file of
     ``conf/`` (``package`` and ``conf`` default to this package and its config groups)."""
-    from blockbench.config import conf_dir
-
     package = PACKAGE_DIR if package is None else package
     conf = conf_dir() if conf is None else conf
     for path in sorted(package.rglob("*.py")):

@@ -11,6 +11,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from blockbench.backends.registry import backend_class
+from blockbench.config.paths import conf_dir
+from blockbench.config.schema import RunConfig
+
 # Config groups whose option names are numbers (conf/resolution/256.yaml). Hydra's override grammar reads
 # ``resolution=256`` as an int and refuses it as a group choice; quoting makes it the option name.
 NUMERIC_GROUPS = ("resolution",)
@@ -35,8 +39,6 @@ GROUP_HINTS = {"resolution": "or any size: resolution.size=N (a multiple of 32, 
 
 
 def _conf_dir() -> Path:
-    from blockbench.config import conf_dir
-
     return conf_dir()
 
 
@@ -88,9 +90,6 @@ def _chosen_backends(conf: Path, overrides: list[Any], groups: dict[str, list[st
 
 def _schema_problem(key: str, backends: list[str]) -> str | None:
     """Why dotted ``key`` is not a setting of the run's typed schema, or None (or where the schema cannot tell)."""
-    from blockbench.backends import backend_class
-    from blockbench.config import RunConfig
-
     parts = key.split(".")
     if parts[0] == "backend" and len(parts) > 1:
         for name in backends:  # typed per backend: each chosen one must have it

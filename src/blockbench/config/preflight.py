@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from blockbench.config.schema import RunConfig
 from blockbench.errors import ConfigError
 
 
@@ -84,8 +85,6 @@ def unknown_keys(node: Any, schema: Any, prefix: str = "") -> list[str]:
 
 
 def check_known_keys(cfg: DictConfig) -> None:
-    from blockbench.config import RunConfig
-
     unknown = unknown_keys(cfg, RunConfig)
     if unknown:
         section = unknown[0].rpartition(".")[0]

@@ -2,7 +2,7 @@
 
 The YAML tree in ``conf/`` supplies values; these dataclasses supply types, so a typo'd key or a value of the
 wrong type fails at composition with the key's full name. The value rules (choices, ranges, multiples of 32) are
-declared on the fields (:mod:`blockbench.schema`); :func:`typed_config` turns the composed config into these
+declared on the fields (:mod:`blockbench.config.rules`); :func:`typed_config` turns the composed config into these
 objects and enforces them, before any work or MLflow run starts. ``backend`` is the chosen backend's own
 settings class, typed the same way.
 """
@@ -10,22 +10,24 @@ settings class, typed the same way.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from blockbench import schema
+from blockbench.axes.blocks import ACTIVATIONS, BLOCKS, NORMS
+from blockbench.axes.precisions import NAMES as PRECISIONS
+from blockbench.axes.precisions import PRECISIONS as PRECISION_RECORDS
 from blockbench.backends.base import BackendSettings
-from blockbench.benchmark import BenchmarkSettings
+from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
+from blockbench.backends.tensorrt.settings import TensorRTSettings
+from blockbench.backends.torch.settings import TorchSettings
+from blockbench.config import rules
+from blockbench.config.paths import project_root
+from blockbench.config.rules import at_least, choice, refuse
 from blockbench.errors import ConfigError
-from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
-from blockbench.precisions import NAMES as PRECISIONS
-from blockbench.precisions import PRECISIONS as PRECISION_RECORDS
-from blockbench.schema import at_least, choice, refuse
+from blockbench.measure.settings import BenchmarkSettings
 
 BENCHMARK_MODES = ("compute", "end_to_end")
 COMPLEXITY_COUNTERS = ("thop", "ptflops")
@@ -33,34 +35,6 @@ TIMINGS = ("per_request", "pipelined", "both")
 CACHE_STATES = ("warm", "flushed")
 PARITY_POLICIES = ("warn", "fail")
 KEEP_MODEL_FILES = ("all", "first_per_content", "none")
-
-
-def project_root() -> Path:
-    """Where results go (store, caches, outputs, reports): ``BLOCKBENCH_ROOT`` if set, else the directory holding
-    ``main.py`` and ``conf/`` (source checkout), else the working directory. Config groups: :func:`conf_dir`."""
-    env = os.environ.get("BLOCKBENCH_ROOT")
-    if env:
-        return Path(env).resolve()
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "conf").is_dir() and (checkout / "main.py").is_file():
-        return checkout
-    return Path.cwd().resolve()
-
-
-def source_root() -> Path:
-    """The project's code: the checkout holding ``main.py`` and ``conf/``, else the working directory. Never
-    ``BLOCKBENCH_ROOT``, which says where results go (a cluster's shared results folder need hold no code)."""
-    checkout = Path(__file__).resolve().parents[2]
-    return checkout if (checkout / "conf").is_dir() else Path.cwd().resolve()
-
-
-def conf_dir() -> Path:
-    """The config groups Hydra composes (``main.py`` reads the ``conf/`` beside it)."""
-    return source_root() / "conf"
-
-
-def default_tracking_uri() -> str:
-    return f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
 if not OmegaConf.has_resolver("bb"):
@@ -255,10 +229,6 @@ def _default(schema_class: type, name: str) -> object:
 
 def register_configs() -> None:
     """Register the schemas ``conf/`` builds on: the run's and each backend's (idempotent)."""
-    from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
-    from blockbench.backends.tensorrt.settings import TensorRTSettings
-    from blockbench.backends.torch.settings import TorchSettings
-
     store = ConfigStore.instance()
     store.store(name="blockbench_schema", node=RunConfig)
     store.store(group="backend", name="onnxruntime_schema", node=OnnxRuntimeSettings)
@@ -270,7 +240,7 @@ register_configs()
 
 
 def typed_config(cfg: DictConfig) -> RunConfig:
-    """The composed config as typed objects, every declared value rule enforced (:mod:`blockbench.schema`).
+    """The composed config as typed objects, every declared value rule enforced (:mod:`blockbench.config.rules`).
 
     Raises :class:`ConfigError` naming the key, the value and what is allowed.
     """
@@ -279,5 +249,5 @@ def typed_config(cfg: DictConfig) -> RunConfig:
         typed = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config does not resolve: {exc}") from exc
-    schema.check(typed)
+    rules.check(typed)
     return typed  # type: ignore[return-value]

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import torch
 
-from blockbench import metric_names as names
-from blockbench import quantize
-from blockbench.backends import Backend, BuildResult, InferenceStep, JobContext
-from blockbench.cache import ContentCache
-from blockbench.complexity import Complexity, measure_complexity
-from blockbench.export import export_onnx
-from blockbench.hardware import set_numeric_mode
+from blockbench.axes.precisions import PRECISIONS
+from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
+from blockbench.build import quantize
+from blockbench.build.cache import ContentCache
+from blockbench.build.complexity import Complexity, measure_complexity
+from blockbench.build.export import export_onnx
 from blockbench.job.materials import complexity_material, export_material, quantized_material
 from blockbench.job.plan import JobPlan
 from blockbench.job.stages import Stages
+from blockbench.measure import metric_names as names
+from blockbench.measure.hardware import set_numeric_mode
 from blockbench.models import build_model, build_skeleton
-from blockbench.precisions import PRECISIONS
 from blockbench.recording.layout import INT8_ONNX_FILE, ONNX_FILE
 
 log = logging.getLogger(__name__)

@@ -15,16 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blockbench import attribution, precisions, statistics
-from blockbench import metric_names as names
-from blockbench.benchmark import LatencyResult, measure
-from blockbench.energy import EnergyMeter, energy_tag
+from blockbench.axes import precisions
 from blockbench.errors import ParityError
-from blockbench.hardware import MemoryProbe, clock_event_names, last_level_cache_bytes
 from blockbench.job.engine import built_engine
 from blockbench.job.plan import JobPlan
 from blockbench.job.stages import Stages
-from blockbench.measured_state import measured_state
+from blockbench.measure import attribution, statistics
+from blockbench.measure import metric_names as names
+from blockbench.measure.energy import EnergyMeter, energy_tag
+from blockbench.measure.hardware import MemoryProbe, clock_event_names, last_level_cache_bytes
+from blockbench.measure.harness import LatencyResult, measure
+from blockbench.measure.state import measured_state
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from blockbench import faults
 from blockbench.errors import BlockbenchError
+from blockbench.job import faults
 from blockbench.job.engine import release_memory
 from blockbench.job.execute import ExecutionResult, execute
 from blockbench.job.plan import JobPlan

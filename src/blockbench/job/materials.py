@@ -10,16 +10,16 @@ from typing import Any
 
 import torch
 
-from blockbench import quantize
-from blockbench.backends import JobContext
-from blockbench.config import RunConfig
-from blockbench.environment import package_version
-from blockbench.sources import sources_sha256
+from blockbench.backends.base import JobContext
+from blockbench.build import quantize
+from blockbench.build.sources import sources_sha256
+from blockbench.config.schema import RunConfig
+from blockbench.measure.environment import package_version
 
 # Sources a product depends on beyond its config, as globs under the package.
-EXPORT_SOURCES = ("models/*.py", "export.py")
-COMPLEXITY_SOURCES = ("models/*.py", "complexity.py")
-QUANTIZE_SOURCES = ("quantize.py",)
+EXPORT_SOURCES = ("models/*.py", "build/export.py")
+COMPLEXITY_SOURCES = ("models/*.py", "build/complexity.py")
+QUANTIZE_SOURCES = ("build/quantize.py",)
 
 
 def model_material(config: RunConfig) -> dict[str, Any]:

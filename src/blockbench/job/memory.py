@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from blockbench.axes.precisions import PRECISIONS
 from blockbench.errors import ConfigError
 from blockbench.models import build_skeleton
 from blockbench.models.network import calibration_batch
-from blockbench.precisions import PRECISIONS
 
 LIVE_ACTIVATIONS = 3  # input, output and one skip tensor alive at the largest layer
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from blockbench import backends, preflight
-from blockbench.backends import Backend, JobContext
-from blockbench.config import RunConfig, typed_config
+from blockbench.backends import registry
+from blockbench.backends.base import Backend, JobContext
+from blockbench.config import preflight
+from blockbench.config.schema import RunConfig, typed_config
 from blockbench.errors import ConfigError
-from blockbench.hardware import resolve_device
-from blockbench.memory import check_memory
+from blockbench.job.memory import check_memory
+from blockbench.measure.hardware import resolve_device
 
 
 @dataclass
@@ -46,7 +47,7 @@ def plan_job(cfg: DictConfig) -> JobPlan:
     device = resolve_device(config.hardware.device)
     check_memory(cfg, device)
     settings = config.backend
-    backend_class = backends.backend_class(settings.name)
+    backend_class = registry.backend_class(settings.name)
     ctx = JobContext(
         device=device,
         precision=config.precision.name,

@@ -14,15 +14,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import faults, resume
-from blockbench import metric_names as names
-from blockbench.config import source_root
-from blockbench.environment import device_name, environment_record, git_commit, gpu_facts, source_tags
+from blockbench.config.paths import source_root
 from blockbench.errors import BlockbenchError
+from blockbench.job import faults
 from blockbench.job.launch import execute_job
 from blockbench.job.plan import JobPlan, plan_job
 from blockbench.job.stages import failed_stage, mark_failed_stage
-from blockbench.measured_state import as_params
+from blockbench.measure import metric_names as names
+from blockbench.measure.environment import device_name, environment_record, git_commit, gpu_facts, source_tags
+from blockbench.measure.state import as_params
+from blockbench.recording import resume
 from blockbench.recording.files import write_job_files, write_results
 from blockbench.recording.recorder import MlflowRecorder, Outcome, Recorder, RunFileRecorder, RunIdentity
 from blockbench.tracking import flatten

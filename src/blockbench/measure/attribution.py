@@ -26,6 +26,8 @@ from pathlib import Path
 
 import onnx
 
+from blockbench.axes.blocks import BLOCK_MODULES
+
 FILE = "attribution.csv"
 ITERATIONS = 20  # profiled inferences after the timed measurement; times are their mean
 
@@ -55,8 +57,6 @@ _MODULE_CLASSES = {
     "Flatten": "layout",
     "Linear": "linear",
 }
-_BLOCK_MODULES = ("VGGBlock", "ResNetBlock", "MobileNetBlock", "ConvNeXtBlock")
-
 # Operator names (aten ops, ONNX op types, inductor kernel-name parts) that say their class whatever module ran them.
 _LAYOUT_OPS = {
     "permute", "transpose", "reshape", "view", "flatten", "clone", "contiguous", "copy", "copy_", "to", "cast",
@@ -177,7 +177,7 @@ def onnx_nodes(path: Path) -> list[OnnxNode]:
         if node.op_type == "Conv":
             op_class = _onnx_conv_class(node, model.graph)
         else:
-            op_class = classify(node.op_type, module, in_block=module in _BLOCK_MODULES)
+            op_class = classify(node.op_type, module, in_block=module in BLOCK_MODULES)
         nodes.append(OnnxNode(node.name, node.op_type, scope, module, op_class))
     return nodes
 

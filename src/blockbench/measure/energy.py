@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from blockbench.hardware import nvml_index
+from blockbench.measure.hardware import nvml_index
 
 MIN_WINDOW_S = 1.0
 STEP_WAIT_S = {"nvml": 0.25, "rapl": 0.01}  # longest wait for the counter's next step (then read it as it is)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from blockbench import sources
+from blockbench.build import sources
 
 SOURCE_TAG = "source_sha256"  # the environment field and run tag holding source_sha256()
 

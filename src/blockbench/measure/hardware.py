@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import torch
 
+from blockbench.axes.precisions import PRECISIONS
 from blockbench.errors import ConfigError
-from blockbench.precisions import PRECISIONS
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 

@@ -17,7 +17,6 @@ from which trtexec's enqueue-bound and copy-bound rules are applied (:meth:`Late
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -27,10 +26,10 @@ import numpy as np
 import torch
 
 from blockbench.backends.base import InferenceStep
-from blockbench.energy import EnergyMeter, EnergyReading
 from blockbench.errors import ConfigError
-from blockbench.hardware import MemoryProbe, gpu_state, last_level_cache_bytes
-from blockbench.metric_names import (
+from blockbench.measure.energy import EnergyMeter, EnergyReading
+from blockbench.measure.hardware import MemoryProbe, gpu_state, last_level_cache_bytes
+from blockbench.measure.metric_names import (
     COMPUTE_MEDIAN,
     D2H_MEDIAN,
     ENERGY_MEAN_W,
@@ -47,24 +46,11 @@ from blockbench.metric_names import (
     PIPELINED_MEDIAN_CI_HIGH,
     PIPELINED_MEDIAN_CI_LOW,
 )
-from blockbench.statistics import UNSTABLE_COV, median_ci
+from blockbench.measure.settings import BenchmarkSettings
+from blockbench.measure.statistics import UNSTABLE_COV, median_ci
+from blockbench.measure.timer import Flusher, Timer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BenchmarkSettings:
-    """What the harness needs; the config's ``benchmark`` section extends it (so it cannot be frozen)."""
-
-    warmup_iters: int
-    warmup_s: float
-    min_iters: int
-    min_s: float
-    max_s: float
-    batch_size: int = 1
-    progress: bool = True  # the parent process reports a long stage's elapsed time (never the measuring process)
-    timing: str = "per_request"  # per_request | pipelined | both
-    cache: str = "warm"  # warm | flushed
 
 
 ENQUEUE_BOUND_FRACTION = 0.8  # trtexec's rule: issuing takes over 80 % of the GPU compute time
@@ -169,105 +155,6 @@ PIPELINE_DEPTH = 20  # inferences issued back to back per pipelined sample
 MIN_PIPELINED_SAMPLES = 10  # enough batches for a confidence interval of their median
 
 
-class _Flusher:
-    """Writes a buffer twice the last-level cache's size: evicts what the previous inference left there.
-
-    On a GPU the write is enqueued on the step's stream before the start event, so stream order puts it outside
-    the timed region; on the CPU it runs before the host clock starts.
-    """
-
-    def __init__(self, step: InferenceStep, cache_bytes: int) -> None:
-        self.stream = step.stream
-        self.nbytes = 2 * cache_bytes
-        if self.stream is not None:
-            self.buffer: torch.Tensor | np.ndarray = torch.empty(
-                self.nbytes, dtype=torch.uint8, device=self.stream.device
-            )
-        else:
-            self.buffer = np.empty(self.nbytes, dtype=np.uint8)
-        self.value = 0
-
-    def __call__(self) -> None:
-        self.value = (self.value + 1) % 256  # a new value each time: no write can be skipped as unchanged
-        if isinstance(self.buffer, torch.Tensor):
-            with torch.cuda.stream(self.stream):
-                self.buffer.fill_(self.value)
-        else:
-            self.buffer.fill(self.value)
-
-
-class Timer:
-    """Times ``depth`` calls of a step: CUDA events on its stream, or the host clock for synchronous steps.
-
-    While ``detail`` is on (the per-request measurement), each call also keeps the host time spent issuing it
-    (GPU steps: the enqueue time; the device runs behind) and, for steps with :class:`Phases`, the time of each
-    part, between events recorded at the part boundaries (host clock for synchronous steps).
-    """
-
-    def __init__(self, step: InferenceStep, flush: _Flusher | None = None) -> None:
-        self.step = step
-        self.stream = step.stream
-        self.flush = flush
-        self.phases = step.phases()
-        self.detail = False
-        self.enqueue_ms: list[float] = []
-        self.phase_ms: list[tuple[float, float, float]] = []
-        if self.stream is not None:
-            self.start, self.after_h2d, self.after_compute, self.end = (
-                torch.cuda.Event(enable_timing=True) for _ in range(4)
-            )
-        self.kind = "cuda_event" if self.stream is not None else "host_clock"
-
-    def __call__(self, depth: int = 1) -> float:
-        """Milliseconds per call, ``depth`` calls issued back to back (1: one request, waited for)."""
-        if self.flush is not None:
-            self.flush()
-        split = self.detail and depth == 1 and self.phases is not None
-        if self.stream is None:
-            return self._host(depth, split)
-        self.start.record(self.stream)
-        issued = time.perf_counter_ns()
-        if split:
-            assert self.phases is not None
-            self.phases.h2d()
-            self.after_h2d.record(self.stream)
-            self.phases.compute()
-            self.after_compute.record(self.stream)
-            self.phases.d2h()
-        else:
-            for _ in range(depth):
-                self.step()
-        issued = time.perf_counter_ns() - issued
-        self.end.record(self.stream)
-        self.end.synchronize()
-        if self.detail and depth == 1:
-            self.enqueue_ms.append(issued / 1e6)
-        if split:
-            self.phase_ms.append(
-                (
-                    self.start.elapsed_time(self.after_h2d),
-                    self.after_h2d.elapsed_time(self.after_compute),
-                    self.after_compute.elapsed_time(self.end),
-                )
-            )
-        return self.start.elapsed_time(self.end) / depth
-
-    def _host(self, depth: int, split: bool) -> float:
-        if split:
-            assert self.phases is not None
-            marks = [time.perf_counter_ns()]
-            for part in (self.phases.h2d, self.phases.compute, self.phases.d2h):
-                part()
-                marks.append(time.perf_counter_ns())
-            h2d, compute, d2h = ((b - a) / 1e6 for a, b in itertools.pairwise(marks))
-            self.phase_ms.append((h2d, compute, d2h))
-            return (marks[-1] - marks[0]) / 1e6
-        t0 = time.perf_counter_ns()
-        for _ in range(depth):
-            self.step()
-        return (time.perf_counter_ns() - t0) / 1e6 / depth
-
-
 def _warm_up(timer: Timer, settings: BenchmarkSettings) -> int:
     begin, done = time.monotonic(), 0
     while (done < settings.warmup_iters or time.monotonic() - begin < settings.warmup_s) and (
@@ -325,7 +212,7 @@ def measure(
                 f"benchmark.cache=flushed needs the size of {device}'s last-level cache, which this machine does not "
                 "report; use benchmark.cache=warm"
             )
-        flush = _Flusher(step, cache_bytes)
+        flush = Flusher(step, cache_bytes)
     timer = Timer(step)
     with step.context():
         first = timer()

@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from blockbench.hardware import gpu_state
+from blockbench.measure.hardware import gpu_state
 
 PARAM_PREFIX = "state."
 # Environment variables that change what torch, inductor, cuDNN or the BLAS libraries do, recorded when set.

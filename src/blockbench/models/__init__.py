@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from blockbench.models.blocks import ACTIVATIONS, BLOCKS, NORMS
+from blockbench.axes.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.models.network import BlockNet, initialise
 
 __all__ = ["ACTIVATIONS", "BLOCKS", "NORMS", "BlockNet", "build_model", "build_skeleton"]

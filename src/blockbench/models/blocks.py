@@ -11,11 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The experiment axes this module implements, in the paper's order, with the labels tables and figures print.
-BLOCK_LABELS = {"vgg": "VGG", "resnet": "ResNet", "mobilenet": "MobileNet", "convnext": "ConvNeXt"}
-NORM_LABELS = {"bn": "BN", "ln": "LN", "ln_native": "LN (native)"}
-ACT_LABELS = {"relu": "ReLU", "gelu": "GELU"}
-BLOCKS, NORMS, ACTIVATIONS = tuple(BLOCK_LABELS), tuple(NORM_LABELS), tuple(ACT_LABELS)
+from blockbench.axes.blocks import ACTIVATIONS, BLOCK_RECORDS, NORMS
 
 
 class ChannelsFirstLayerNorm(nn.Module):
@@ -147,9 +143,6 @@ class ConvNeXtBlock(nn.Module):
         return y + self.shortcut(x)
 
 
-BLOCK_TYPES: dict[str, type[nn.Module]] = {
-    "vgg": VGGBlock,
-    "resnet": ResNetBlock,
-    "mobilenet": MobileNetBlock,
-    "convnext": ConvNeXtBlock,
-}
+# config value -> module class, by the module each block's record names
+_MODULES = {cls.__name__: cls for cls in (VGGBlock, ResNetBlock, MobileNetBlock, ConvNeXtBlock)}
+BLOCK_TYPES: dict[str, type[nn.Module]] = {b.name: _MODULES[b.module] for b in BLOCK_RECORDS.values()}

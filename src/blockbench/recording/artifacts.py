@@ -7,9 +7,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from blockbench import attribution, latencies
-from blockbench.cache import sha256_file
-from blockbench.config import TrackingConfig
+from blockbench.build.cache import sha256_file
+from blockbench.config.schema import TrackingConfig
+from blockbench.measure import attribution, latencies
 from blockbench.recording.layout import CONFIG_FILE, ENVIRONMENT_FILE, WORKER_LOG, onnx_files
 from blockbench.tracking import Tracker
 

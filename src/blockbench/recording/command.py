@@ -23,9 +23,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from blockbench.config import default_tracking_uri
+from blockbench.config.paths import default_tracking_uri
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
-from blockbench.metric_names import ARTIFACT_MB
+from blockbench.measure.metric_names import ARTIFACT_MB
 from blockbench.recording.artifacts import log_run_files
 from blockbench.recording.layout import FINGERPRINT_FILE, LEGACY_ENGINE_FILES, RUN_FILE, SWEEP_FILE
 from blockbench.tracking import SWEEP_TAG, Tracker

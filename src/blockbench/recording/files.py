@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import attribution, latencies
+from blockbench.measure import attribution, latencies
 from blockbench.recording.layout import CONFIG_FILE, ENVIRONMENT_FILE, FINGERPRINT_FILE, RUN_FILE, write_json
 
 MEASURED_STATE_KEY = "measured_state"  # environment.json: the state read in the measuring process

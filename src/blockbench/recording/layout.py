@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from blockbench.cache import atomic_write
+from blockbench.build.cache import atomic_write
 
 ONNX_FILE = "model.onnx"
 INT8_ONNX_FILE = "model.int8.onnx"  # precision=int8: the QDQ graph the ONNX engines build from

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blockbench import metric_names as names
-from blockbench.config import RunConfig
+from blockbench.config.schema import RunConfig
+from blockbench.measure import metric_names as names
 from blockbench.recording.artifacts import drop_logged_files, log_run_files
 from blockbench.recording.files import write_run_file
 from blockbench.recording.layout import WORKER_LOG

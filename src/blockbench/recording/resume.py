@@ -28,30 +28,32 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import sources
-from blockbench.cache import digest
-from blockbench.environment import RESULT_PACKAGES, device_name, gpu_facts, package_version
+from blockbench.build import sources
+from blockbench.build.cache import digest
+from blockbench.measure.environment import RESULT_PACKAGES, device_name, gpu_facts, package_version
 
 FINGERPRINT_VERSION = 2
 # The package's sources (globs under src/blockbench) that decide what any config measures; the chosen backend's
 # own package is added per job (:func:`measurement_sources`). Recording, tracking, sweeps and the report are not.
 MEASUREMENT_SOURCES = (
     "models/*.py",
-    "complexity.py",
-    "export.py",
-    "quantize.py",
-    "precisions.py",
-    "hardware.py",
-    "benchmark.py",
-    "statistics.py",
-    "latencies.py",
-    "energy.py",
-    "attribution.py",
+    "build/complexity.py",
+    "build/export.py",
+    "build/quantize.py",
+    "axes/*.py",
+    "measure/hardware.py",
+    "measure/harness.py",
+    "measure/timer.py",
+    "measure/settings.py",
+    "measure/statistics.py",
+    "measure/latencies.py",
+    "measure/energy.py",
+    "measure/attribution.py",
     "job/engine.py",
     "job/execute.py",
     "job/launch.py",
     "job/materials.py",
-    "backends/__init__.py",
+    "backends/registry.py",
     "backends/base.py",
 )
 RESULT_NEUTRAL_KEYS = ("tracking", "work_dir", "cache_dir", "run", "benchmark.progress", "backend.log_level", "hydra")

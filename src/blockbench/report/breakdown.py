@@ -24,8 +24,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from blockbench.attribution import OP_CLASSES
-from blockbench.metric_names import ATTR_COVERAGE, ENERGY_MEAN_W, ENERGY_PER_INFERENCE, LATENCY_MEDIAN
+from blockbench.axes.blocks import BLOCK_RECORDS, NORM_RECORDS
+from blockbench.measure.attribution import OP_CLASSES
+from blockbench.measure.metric_names import ATTR_COVERAGE, ENERGY_MEAN_W, ENERGY_PER_INFERENCE, LATENCY_MEDIAN
 from blockbench.report.data import (
     ACT_NAMES,
     AXES,
@@ -57,8 +58,8 @@ CLASS_COLOURS = {
     "other": "#c7c7c7",
     FUSED: "#e377c2",
 }
-BLOCK_COLOURS = {"vgg": "#1f77b4", "resnet": "#2ca02c", "mobilenet": "#ff7f0e", "convnext": "#9467bd"}
-NORM_MARKERS = {"bn": "o", "ln": "s", "ln_native": "^"}
+BLOCK_COLOURS = {b.name: b.colour for b in BLOCK_RECORDS.values()}
+NORM_MARKERS = {n.name: n.marker for n in NORM_RECORDS.values()}
 COLUMNS = [
     LATENCY_MEDIAN,
     ATTR_TOTAL,

@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from blockbench import latencies
-from blockbench.models.blocks import ACT_LABELS, ACTIVATIONS, BLOCK_LABELS, BLOCKS, NORM_LABELS, NORMS
-from blockbench.precisions import NAMES, PRECISIONS
+from blockbench.axes.blocks import ACT_LABELS, ACTIVATIONS, BLOCK_LABELS, BLOCKS, NORM_LABELS, NORMS
+from blockbench.axes.precisions import NAMES, PRECISIONS
+from blockbench.measure import latencies
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)

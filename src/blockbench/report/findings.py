@@ -26,19 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blockbench.report.data import (
-    ACT_NAMES,
-    AXES,
-    BLOCK_NAMES,
-    NORM_NAMES,
-    OK,
-    PRECISION_NAMES,
-    RunSet,
-    cells,
-)
-from blockbench.report.paper import paper_records
-from blockbench.report.tables import to_markdown
-from blockbench.statistics import (
+from blockbench.measure.statistics import (
     CANNOT_TELL,
     EQUIVALENT,
     HIGHER,
@@ -49,6 +37,19 @@ from blockbench.statistics import (
     classify,
     interval,
 )
+from blockbench.report.data import (
+    ACT_NAMES,
+    AXES,
+    BLOCK_NAMES,
+    NORM_NAMES,
+    OK,
+    PRECISION_NAMES,
+    RunSet,
+    cells,
+    order_key,
+)
+from blockbench.report.paper import paper_records
+from blockbench.report.tables import to_markdown
 
 MARGIN = 0.05  # ratios within 1 ± 5 % are "equivalent": the drift between two separately launched runs
 MAGNITUDE_TOLERANCE = 0.25  # a speed-up within ±25 % of the paper's counts as reproduced
@@ -304,8 +305,6 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def ordered_rank(axis: str, value: object) -> tuple[int, str]:
-    from blockbench.report.data import order_key
-
     rank = order_key(axis, value)
     return (int(rank[0]), str(rank[1]).zfill(8))
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from blockbench import sources
+from blockbench.build import sources
 
 MATCHES, DIFFERS, DIRTY, NOT_CHECKABLE, NO_HASH = (
     "matches its commit",

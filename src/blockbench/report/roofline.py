@@ -34,8 +34,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from blockbench import metric_names
-from blockbench.precisions import PRECISIONS
+from blockbench.axes.blocks import BLOCK_RECORDS
+from blockbench.axes.precisions import PRECISIONS
+from blockbench.measure import metric_names
+from blockbench.models.network import BlockNet
 from blockbench.report.data import (
     ACT_NAMES,
     AXES,
@@ -45,6 +47,7 @@ from blockbench.report.data import (
     RunSet,
     order_key,
 )
+from blockbench.report.figures import save
 from blockbench.report.peaks import DevicePeaks, get_peaks
 
 TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
@@ -112,8 +115,6 @@ def blocknet_activation_elements(
     batch_size: int,
 ) -> int:
     """:func:`activation_elements` of the paper's network for one configuration, on the meta device (no memory)."""
-    from blockbench.models.network import BlockNet
-
     with torch.device("meta"):
         model = BlockNet(block, norm, act, list(channels), blocks_per_stage, num_classes)
         example = torch.empty(batch_size, 3, resolution, resolution)
@@ -351,12 +352,10 @@ def roofline_figures(roofline: Roofline, out_dir: Path) -> list[Path]:
     """Classic roofline per device: achieved TFLOP/s against arithmetic intensity, under the measured roofs."""
     import matplotlib.pyplot as plt
 
-    from blockbench.report.figures import save
-
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    markers = {"vgg": "o", "resnet": "s", "mobilenet": "^", "convnext": "D"}
+    markers = {b.name: b.marker for b in BLOCK_RECORDS.values()}
     colours = {"fp32": "#1f77b4", "tf32": "#17becf", "fp16": "#d62728", "bf16": "#ff7f0e"}
     for device, p in sorted(roofline.peaks.items()):
         data = roofline.table[(roofline.table["device_name"] == device) & roofline.table["intensity"].notna()]

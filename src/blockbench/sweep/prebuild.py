@@ -33,13 +33,13 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from blockbench import resume
-from blockbench.backends import backend_class
-from blockbench.cli import quote_numeric_group_choices
-from blockbench.config import conf_dir
+from blockbench.backends.registry import backend_class
+from blockbench.config.argv import quote_numeric_group_choices
+from blockbench.config.paths import conf_dir
 from blockbench.errors import ConfigError
 from blockbench.job.engine import prebuild_job
 from blockbench.job.plan import plan_job, run_name
+from blockbench.recording import resume
 from blockbench.tracking import Tracker
 
 log = logging.getLogger(__name__)

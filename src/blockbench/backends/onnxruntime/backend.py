@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from blockbench.attribution import Attribution, NodeIndex, merge
+from blockbench.axes.precisions import PRECISIONS
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext
 from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
 from blockbench.errors import BackendUnavailableError, ConfigError
-from blockbench.precisions import PRECISIONS
+from blockbench.measure.attribution import Attribution, NodeIndex, merge
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blockbench.backends.base import BackendSettings
-from blockbench.schema import at_least, choice, refuse
+from blockbench.config.rules import at_least, choice, refuse
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "layout", "all")
 # ONNX Runtime's ExecutionMode: sequential runs one node at a time (its inter-op thread pool unused); parallel runs

@@ -24,8 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from blockbench import metric_names as names
-from blockbench.attribution import Attribution, NodeIndex
+from blockbench.axes.precisions import PRECISIONS
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
 from blockbench.backends.tensorrt.cache import BuildTarget, SharedCacheFile
 from blockbench.backends.tensorrt.diagnostics import EngineRuntimeError, layer_rows, unavailable_message
@@ -36,7 +35,8 @@ from blockbench.backends.tensorrt.settings import TensorRTSettings, validate_set
 from blockbench.backends.tensorrt.tensors import allocate, plan_input, plan_outputs
 from blockbench.backends.tensorrt.versions import check_release, check_settings
 from blockbench.errors import BackendUnavailableError, ConfigError
-from blockbench.precisions import PRECISIONS
+from blockbench.measure import metric_names as names
+from blockbench.measure.attribution import Attribution, NodeIndex
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from blockbench.backends.tensorrt.settings import BUILD_FIELDS, TensorRTSettings
-from blockbench.cache import ContentCache, atomic_write, digest, locked, sha256_file
+from blockbench.build.cache import ContentCache, atomic_write, digest, locked, sha256_file
 
 # Bump when what a key covers, or the entry layout, changes: old entries then simply stop matching.
 CACHE_FORMAT = "blockbench-tensorrt-engine/3"

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blockbench.attribution import NodeIndex, OpTime
 from blockbench.backends.tensorrt.library import Library
 from blockbench.errors import BlockbenchError
+from blockbench.measure.attribution import NodeIndex, OpTime
 
 
 class OnnxParseError(BlockbenchError):

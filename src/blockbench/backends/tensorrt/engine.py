@@ -22,7 +22,7 @@ from blockbench.backends.tensorrt.cache import (
 from blockbench.backends.tensorrt.diagnostics import EngineBuildError
 from blockbench.backends.tensorrt.options import BuildOptions
 from blockbench.backends.tensorrt.settings import TensorRTSettings
-from blockbench.cache import atomic_write
+from blockbench.build.cache import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from blockbench import schema
 from blockbench.backends.base import BackendSettings
 from blockbench.backends.tensorrt.library import LIBRARIES
-from blockbench.schema import at_least, choice, refuse
+from blockbench.config import rules
+from blockbench.config.rules import at_least, choice, refuse
 
 TYPINGS = ("strong", "weak")
 PROFILING_VERBOSITIES = ("detailed", "layer_names_only", "none")
@@ -83,4 +83,4 @@ RUN_FIELDS = ("name", "engine_cache", "runtime_cache", "cuda_graph", "layer_prof
 
 def validate_settings(settings: TensorRTSettings) -> None:
     """Every value rule of ``backend.*``, each error naming the key; needs no TensorRT."""
-    schema.check(settings, "backend.")
+    rules.check(settings, "backend.")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from blockbench.attribution import Attribution
+from blockbench.axes.precisions import PRECISIONS
 from blockbench.backends.base import Backend, BuildResult, InferenceStep, JobContext, Phases
 from blockbench.backends.torch.profile import compiled_rows, eager_rows
 from blockbench.backends.torch.quantize import fp32_modules, quantize_pt2e
@@ -19,9 +19,9 @@ from blockbench.backends.torch.settings import (
     SELF_GRAPHED_COMPILE_MODES,
     TorchSettings,
 )
+from blockbench.build.quantize import calibration_inputs
 from blockbench.errors import ConfigError
-from blockbench.precisions import PRECISIONS
-from blockbench.quantize import calibration_inputs
+from blockbench.measure.attribution import Attribution
 
 log = logging.getLogger(__name__)
 

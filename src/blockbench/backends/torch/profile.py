@@ -21,7 +21,7 @@ from torch import nn
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
-from blockbench.attribution import OpTime, classify, conv_class, fused_class, merge
+from blockbench.measure.attribution import OpTime, classify, conv_class, fused_class, merge
 
 SCOPE_PREFIX = "blockbench::"
 _BLOCKS = ("VGGBlock", "ResNetBlock", "MobileNetBlock", "ConvNeXtBlock")

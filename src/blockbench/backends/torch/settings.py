@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blockbench.backends.base import BackendSettings
-from blockbench.schema import choice, refuse
+from blockbench.config.rules import choice, refuse
 
 TORCH_MODES = ("eager", "cuda_graph", "compile", "aoti")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
