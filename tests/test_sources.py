@@ -32,16 +32,16 @@ def _edit(path: Path) -> None:
     ("edited", "remeasures"),
     [
         ("models/blocks.py", True),
-        ("benchmark.py", True),
-        ("statistics.py", True),
-        ("export.py", True),
-        ("quantize.py", True),
-        ("backends/onnxruntime/__init__.py", True),  # the chosen backend
-        ("backends/torch/__init__.py", False),  # another backend
+        ("measure/harness.py", True),
+        ("measure/statistics.py", True),
+        ("build/export.py", True),
+        ("build/quantize.py", True),
+        ("backends/onnxruntime/backend.py", True),  # the chosen backend
+        ("backends/torch/backend.py", False),  # another backend
         ("report/figures.py", False),
         ("report/findings.py", False),
         ("tracking/store.py", False),
-        ("sweep.py", False),
+        ("sweep/callback.py", False),
     ],
 )
 def test_an_edit_changes_the_fingerprint_only_where_it_changes_the_measurement(

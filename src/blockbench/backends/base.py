@@ -10,20 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from omegaconf import MISSING
 from torch import nn
 
 from blockbench.axes.precisions import PRECISIONS
+from blockbench.backends.settings import BackendSettings
 
 if TYPE_CHECKING:
     from blockbench.measure.attribution import Attribution
-
-
-@dataclass
-class BackendSettings:
-    """Base schema of ``conf/backend/<name>.yaml``; subclasses add their own keys."""
-
-    name: str = MISSING
 
 
 @dataclass(frozen=True)

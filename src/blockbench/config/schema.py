@@ -19,8 +19,8 @@ from omegaconf.errors import OmegaConfBaseException
 from blockbench.axes.blocks import ACTIVATIONS, BLOCKS, NORMS
 from blockbench.axes.precisions import NAMES as PRECISIONS
 from blockbench.axes.precisions import PRECISIONS as PRECISION_RECORDS
-from blockbench.backends.base import BackendSettings
 from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
+from blockbench.backends.settings import BackendSettings
 from blockbench.backends.tensorrt.settings import TensorRTSettings
 from blockbench.backends.torch.settings import TorchSettings
 from blockbench.config import rules

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,10 @@ from blockbench.backends.tensorrt.diagnostics import (
     format_build_failure,
     format_parser_errors,
     format_runtime_failure,
+    format_unknown_target,
 )
 from blockbench.backends.tensorrt.library import module_to_bind
-from blockbench.backends.tensorrt.options import BuildOptions
+from blockbench.backends.tensorrt.options import BuildOptions, BuiltPlan, RuntimeOptions
 from blockbench.backends.tensorrt.tensors import TensorInfo
 from blockbench.backends.tensorrt.versions import TrtVersion, feature_error, supports
 
@@ -170,10 +170,7 @@ def configure(config: trt.IBuilderConfig, options: BuildOptions) -> None:
             config.num_compute_capabilities = len(options.compute_capabilities)
             for index, capability in enumerate(options.compute_capabilities):
                 if capability not in targets:
-                    raise EngineBuildError(
-                        f"backend.compute_capabilities: {capability} is not a target of {VERSION.label}; "
-                        f"it targets {', '.join(targets)}"
-                    )
+                    raise EngineBuildError(format_unknown_target(capability, VERSION.label, list(targets)))
                 if not config.set_compute_capability(targets[capability], index):
                     raise EngineBuildError(f"{VERSION.label} refused compute capability {capability} as a target")
         else:
@@ -238,16 +235,6 @@ def _parser_issue(error: trt.ParserError) -> ParserIssue:
         local_functions=tuple(error.local_function_stack()),
         source=location,
     )
-
-
-@dataclass(frozen=True)
-class BuiltPlan:
-    """What one build produced: the serialized engine and what the builder said about it."""
-
-    plan: bytes
-    timing_cache: bytes | None  # the updated timing cache, when one was used
-    network_layers: int  # layers of the parsed network, before TensorRT fuses them
-    warnings: tuple[str, ...]  # the builder's warnings (e.g. TensorRT-RTX on FP16 LayerNorm overflow)
 
 
 def build_plan(onnx_path: Path, options: BuildOptions, saved_cache: bytes | None, logger: Logger) -> BuiltPlan:
@@ -402,14 +389,6 @@ class Engine:
             self.enqueue(stream_handle)
             synchronize()
         return times
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """How an execution context is made: TensorRT-RTX's built-in CUDA graph and its runtime cache."""
-
-    cuda_graph: bool = False  # TensorRT-RTX: WHOLE_GRAPH_CAPTURE (standard TensorRT: the step captures it)
-    runtime_cache: bytes | None = None  # TensorRT-RTX: saved cache (b"" = start empty); None = no runtime cache
 
 
 def deserialize(plan: bytes, logger: Logger, options: RuntimeOptions | None = None) -> Engine | None:

@@ -74,6 +74,10 @@ def format_build_failure(onnx_path: Path, errors: Sequence[str], release: str) -
     return head + ":\n" + "\n".join(f"  - {error.strip()}" for error in errors[-10:])
 
 
+def format_unknown_target(capability: str, release: str, targets: Sequence[str]) -> str:
+    return f"backend.compute_capabilities: {capability} is not a target of {release}; it targets {', '.join(targets)}"
+
+
 def format_runtime_failure(call: str, errors: Sequence[str]) -> str:
     detail = f": {errors[-1].strip()}" if errors else " (TensorRT logged no error; set backend.log_level=verbose)"
     return f"TensorRT {call} failed{detail}"

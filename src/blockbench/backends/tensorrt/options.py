@@ -1,4 +1,5 @@
-"""Settings + precision -> exactly what the builder is told (pure, so the mapping is unit-tested without a GPU)."""
+"""Settings + precision -> exactly what the builder is told (pure, so the mapping is unit-tested without a GPU), and
+the other plain data that crosses the bindings' boundary: what a build returns, how an engine is deserialized."""
 
 from __future__ import annotations
 
@@ -80,3 +81,21 @@ def check_device(
         raise ConfigError(f"precision=bf16 with backend=tensorrt needs an Ampere or newer GPU (sm_80+); {found}")
     if settings.hardware_compatibility_level == "ampere_plus" and capability < AMPERE:
         raise ConfigError(f"backend.hardware_compatibility_level=ampere_plus needs an Ampere or newer GPU; {found}")
+
+
+@dataclass(frozen=True)
+class BuiltPlan:
+    """What one build produced: the serialized engine and what the builder said about it."""
+
+    plan: bytes
+    timing_cache: bytes | None  # the updated timing cache, when one was used
+    network_layers: int  # layers of the parsed network, before TensorRT fuses them
+    warnings: tuple[str, ...]  # the builder's warnings (e.g. TensorRT-RTX on FP16 LayerNorm overflow)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How an execution context is made: TensorRT-RTX's built-in CUDA graph and its runtime cache."""
+
+    cuda_graph: bool = False  # TensorRT-RTX: WHOLE_GRAPH_CAPTURE (standard TensorRT: the step captures it)
+    runtime_cache: bytes | None = None  # TensorRT-RTX: saved cache (b"" = start empty); None = no runtime cache

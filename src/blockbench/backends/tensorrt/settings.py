@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from blockbench.backends.base import BackendSettings
+from blockbench.backends.settings import BackendSettings
 from blockbench.backends.tensorrt.library import LIBRARIES
 from blockbench.config import rules
 from blockbench.config.rules import at_least, choice, refuse

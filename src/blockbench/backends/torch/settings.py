@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from blockbench.backends.base import BackendSettings
+from blockbench.backends.settings import BackendSettings
 from blockbench.config.rules import choice, refuse
 
 TORCH_MODES = ("eager", "cuda_graph", "compile", "aoti")
