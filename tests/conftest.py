@@ -27,7 +27,7 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say how many real engines this session built (tests/test_tensorrt_rtx_builds.py)."""
+    """Say how many real engines this session built (tests/backends/tensorrt/test_tensorrt_rtx_builds.py)."""
     if ENGINES_BUILT:
         terminalreporter.write_sep("-", f"TensorRT-RTX engines built for real: {len(ENGINES_BUILT)}")
         for line in ENGINES_BUILT:

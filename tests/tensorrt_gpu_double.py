@@ -1,10 +1,12 @@
 """A recording test double of the ``tensorrt`` module, for what no real library can show on a machine without a GPU.
 
 What TensorRT-RTX does without a GPU -- parse, configure, build, cache, refuse -- is tested against the real
-library (``tests/test_tensorrt_rtx_builder.py``, ``tests/test_tensorrt_rtx_builds.py``). This double stands in for the
+library (``tests/backends/tensorrt/test_tensorrt_rtx_builder.py``,
+``tests/backends/tensorrt/test_tensorrt_rtx_builds.py``). This double stands in for the
 rest: running an engine (named tensors, ``execute_async_v3``, CUDA graphs, the per-layer profiler, deserialization
 results), and standard TensorRT 10.x / 11.x, whose wheels install nowhere here: its builder calls, release-specific
-ones included (weak typing, the timing cache's merge), are tested on this double (``tests/test_tensorrt_builder.py``).
+ones included (weak typing, the timing cache's merge), are tested on this double
+(``tests/backends/tensorrt/test_tensorrt_builder.py``).
 
 Built from ``tests/data/tensorrt_api/tensorrt-<version>.json`` (read from the real bindings wheels): a name the
 release lacks raises ``AttributeError`` exactly as the bindings would (``trt.BuilderFlag.FP16`` on 11.x), every call

@@ -28,10 +28,13 @@ def test_the_double_names_the_tests_that_use_the_real_library_and_those_that_use
     doc = ast.get_docstring(ast.parse((ROOT / "tests" / "tensorrt_gpu_double.py").read_text())) or ""
     real = re.search(r"tested against the real\s+library \(([^)]*)\)", doc)
     assert real is not None
-    for name in re.findall(r"tests/(test_\w+\.py)", real.group(1)):
+    for name in re.findall(r"tests/((?:\w+/)*test_\w+\.py)", real.group(1)):
         assert "tests.tensorrt_gpu_double" not in (ROOT / "tests" / name).read_text(), name
-    assert "from tests.tensorrt_gpu_double import" in (ROOT / "tests" / "test_tensorrt_builder.py").read_text()
-    assert "on this double (``tests/test_tensorrt_builder.py``)" in " ".join(doc.split())
+    assert (
+        "from tests.tensorrt_gpu_double import"
+        in (ROOT / "tests" / "backends" / "tensorrt" / "test_tensorrt_builder.py").read_text()
+    )
+    assert "on this double (``tests/backends/tensorrt/test_tensorrt_builder.py``)" in " ".join(doc.split())
 
 
 def test_the_readme_says_up_front_that_no_tensorrt_engine_was_timed_here() -> None:

@@ -24,7 +24,7 @@ GROUPS = {
     "precision": ["fp32", "tf32", "fp16", "bf16", "int8"],
     "backend": ["onnxruntime", "torch", "tensorrt", "tensorrt_rtx"],
 }
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def test_group_files_match_the_tested_options() -> None:

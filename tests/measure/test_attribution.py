@@ -19,7 +19,7 @@ from blockbench.measure.attribution import OP_CLASSES, Attribution, NodeIndex, O
 from blockbench.models import build_model
 from tests.helpers import TINY
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 PLAIN = [c for c in OP_CLASSES if c != "other"]
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import ROOT, TINY, run_main, store_runs
-from tests.test_pipeline import artifact_files
+from tests.job.test_pipeline import artifact_files
 
 
 def record(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

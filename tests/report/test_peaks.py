@@ -12,7 +12,7 @@ from blockbench.report import peaks as peaks_module
 from blockbench.report.data import load_runs
 from blockbench.report.peaks import INT_GEMM_OP, DevicePeaks, measure, measure_matmul
 from blockbench.report.roofline import compute_roofline, peaks_markdown
-from tests.test_report import SYNTHETIC_DEVICE, SyntheticStore
+from tests.report.test_report import SYNTHETIC_DEVICE, SyntheticStore
 
 
 def test_the_int8_peak_is_timed_with_an_integer_product_on_the_cpu() -> None:

@@ -570,7 +570,7 @@ def test_cpu_peaks_are_measured_once_and_cached(tmp_path: Path, monkeypatch: pyt
 def test_paper_reference_data_matches_the_paper() -> None:
     """The hand-transcribed tables against the paper's own table rows (tests/data/paper_tables.tsv: the tab-separated
     lines of its Tables 1-3, copied verbatim from the paper's text)."""
-    paper = Path(__file__).parent / "data" / "paper_tables.tsv"
+    paper = Path(__file__).parents[1] / "data" / "paper_tables.tsv"
     rows = []
     for line in paper.read_text().splitlines():
         parts = line.split("\t")

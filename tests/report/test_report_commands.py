@@ -24,7 +24,7 @@ from blockbench.report.data import load_runs
 from blockbench.report.runs_table import latency_by_param, metrics_by_config
 from blockbench.report.tables import displayed, fmt_value, to_markdown
 from tests.helpers import ROOT
-from tests.test_report import SYNTHETIC_DEVICE, SyntheticStore
+from tests.report.test_report import SYNTHETIC_DEVICE, SyntheticStore
 
 COMMIT = "0123456789abcdef"
 

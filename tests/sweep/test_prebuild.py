@@ -44,7 +44,7 @@ def test_paper_experiment_preset_is_the_96_config_sweep(compose_cfg) -> None:
 
 
 def _preset_params() -> dict[str, str]:
-    preset = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "experiment" / "paper_gpu.yaml")
+    preset = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "experiment" / "paper_gpu.yaml")
     return dict(preset.hydra.sweeper.params)
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from blockbench.tracking import ui_hint
 from tests.helpers import mlflow_server
-from tests.test_report import tiny_sweep_store
+from tests.report.test_report import tiny_sweep_store
 
 pytestmark = pytest.mark.slow
 

@@ -21,9 +21,9 @@ import pytest
 
 from blockbench.backends.tensorrt.versions import FEATURES, TrtVersion, supports
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = ROOT / "src" / "blockbench" / "backends" / "tensorrt"
-SURFACE_DIR = Path(__file__).parent / "data" / "tensorrt_api"
+SURFACE_DIR = Path(__file__).parents[2] / "data" / "tensorrt_api"
 DYNAMIC = ("getattr", "hasattr", "setattr", "delattr")
 
 

@@ -2,7 +2,7 @@
 
 Standard TensorRT's wheels install nowhere here, so its release-specific calls (the STRONGLY_TYPED flag on 10.x,
 weak typing, the timing cache) are proven on the double. The same mapping is proven against the real TensorRT-RTX,
-building real engines, in ``tests/test_tensorrt_rtx_builder.py``.
+building real engines, in ``tests/backends/tensorrt/test_tensorrt_rtx_builder.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Engine cache keys and invalidation, engine entries in the content cache, atomic writes, the shared timing cache,
 load-or-build.
 
-Load-or-build with real builds is tested against TensorRT-RTX in ``tests/test_tensorrt_rtx_builds.py``; here the
+Load-or-build with real builds is tested against TensorRT-RTX in
+``tests/backends/tensorrt/test_tensorrt_rtx_builds.py``; here the
 GPU double stands in where an engine must be deserialized (hits, entries the runtime rejects) and for standard
 TensorRT's timing cache.
 """

@@ -3,7 +3,7 @@
 Runs for each library that imports and can run on this machine's GPU (standard TensorRT; TensorRT-RTX on compute
 capability 7.5, 8.x or 12.x) and skips, with the reason, otherwise; on a machine with TensorRT and such a GPU run
 them unchanged with ``python -m pytest -m gpu``. What needs no GPU is tested for real in
-``tests/test_tensorrt_rtx_builds.py``.
+``tests/backends/tensorrt/test_tensorrt_rtx_builds.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Settings -> builder calls, parse errors, build failures and version gating against the real TensorRT-RTX.
 
 TensorRT-RTX builds engines without a GPU, so these tests build real engines on any machine it installs on
-(the test extras install it). What they prove for TensorRT-RTX, ``tests/test_tensorrt_builder.py`` proves for
+(the test extras install it). What they prove for TensorRT-RTX, ``tests/backends/tensorrt/test_tensorrt_builder.py``
+proves for
 standard TensorRT 10.x / 11.x on the GPU double, since standard TensorRT installs nowhere here.
 """
 

@@ -2,7 +2,8 @@
 
 Running an engine needs a GPU, so execution is tested on the GPU double (``tests/tensorrt_gpu_double.py``), for
 standard TensorRT and for TensorRT-RTX's runtime (runtime config, built-in CUDA graph, runtime cache). The same
-paths run for real in ``tests/test_tensorrt_integration.py`` on a machine with a GPU the library runs on.
+paths run for real in ``tests/backends/tensorrt/test_tensorrt_integration.py`` on a machine with a GPU the
+library runs on.
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ def test_attribution_profiles_layers_and_joins_them_to_the_onnx_modules(monkeypa
     _, engine = engine_from_double(monkeypatch, VERSIONS[0], Script(layers=layers))
     step = TensorRTStep(engine, torch.randn(1, 3, 64, 64), "compute", ctx(tmp_path), FakeStream(), False)  # type: ignore[arg-type]
     backend = TensorRTBackend(TensorRTSettings(), ctx(tmp_path))
-    backend.engine, backend.onnx_path = engine, Path(__file__).parent / "data" / "convnext_ln_gelu_tiny.onnx"
+    backend.engine, backend.onnx_path = engine, Path(__file__).parents[2] / "data" / "convnext_ln_gelu_tiny.onnx"
     found = backend.attribute(step, 4)
     assert found.method.startswith("TensorRT IProfiler")
     assert [(r.scope, r.op_class, r.ms) for r in found.rows] == [

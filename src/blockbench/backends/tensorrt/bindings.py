@@ -2,7 +2,7 @@
 
 Executed once per library by :func:`.library.load_bindings`, with ``trt`` bound to ``tensorrt`` or
 ``tensorrt_rtx`` (the same builder and runtime API). Kept thin and explicit for
-``tests/test_tensorrt_api_surface.py``: every ``trt.`` name, and every member of an object annotated
+``tests/backends/tensorrt/test_tensorrt_api_surface.py``: every ``trt.`` name, and every member of an object annotated
 ``trt.<Class>``, must exist in each committed API surface of either library or sit inside
 ``if supports(VERSION, "<feature>"):`` (see :mod:`.versions`). So objects from TensorRT are annotated, enum members
 are spelled out (no ``getattr`` with strings) and every boolean result is checked.

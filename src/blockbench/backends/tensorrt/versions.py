@@ -2,7 +2,8 @@
 
 A release belongs to one library (:mod:`.library`): standard TensorRT (10.x, 11.x) or TensorRT-RTX (1.x), whose
 version lines are unrelated, so a :class:`TrtVersion` carries its library and a :class:`Feature` states its span
-per library. Convention (checked by ``tests/test_tensorrt_api_surface.py`` against the real API surfaces committed
+per library. Convention (checked by ``tests/backends/tensorrt/test_tensorrt_api_surface.py`` against the real API
+surfaces committed
 under ``tests/data/tensorrt_api``): a ``trt.`` name, or a member of an object annotated ``trt.Class``, that is
 missing from one of those surfaces -- or that a :data:`FEATURES` entry lists -- may only be used inside
 ``if supports(VERSION, "<feature>"):``. The checker then looks the name up only in the surfaces of releases that
