@@ -57,9 +57,10 @@ def test_prebuild_fills_the_caches_and_a_rerun_builds_nothing(tmp_path: Path) ->
     assert "prebuild: 2 built, 0 already finished, 0 failed" in out
     runs = _job_runs(tmp_path / "mlflow.db")
     assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
-    # The timed jobs found what the workers built: the ONNX export and the MAC count.
+    # The timed jobs found what the workers built: the ONNX export, the MAC count and PyTorch FP32's references.
     assert {r["tags"]["export_cache"] for r in runs} == {"hit"}
     assert {r["tags"]["complexity_cache"] for r in runs} == {"hit"}
+    assert {r["tags"]["reference_cache"] for r in runs} == {"hit"}
 
     again = run_main(*args, tmp_path=tmp_path)
     out = again.stdout + again.stderr
