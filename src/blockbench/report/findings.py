@@ -35,6 +35,8 @@ from blockbench.report.data import (
     PRECISION_NAMES,
     RunSet,
     cells,
+    order_key,
+    ordered,
 )
 from blockbench.report.paper import paper_records
 from blockbench.report.tables import to_markdown
@@ -53,10 +55,11 @@ from blockbench.statistics import (
 MARGIN = 0.05  # ratios within 1 ± 5 % are "equivalent": the drift between two separately launched runs
 MAGNITUDE_TOLERANCE = 0.25  # a speed-up within ±25 % of the paper's counts as reproduced
 KEYS = [*AXES, "label"]
-# Our precision -> the paper's column it is compared with. The paper's "FP32" is TensorRT's default build,
-# which allows TF32; our strict fp32 is compared with it too when no tf32 run exists (noted in the output).
-PAPER_PRECISION = {"tf32": "fp32", "fp32": "fp32", "fp16": "fp16"}
-FP32_CLASS = ("tf32", "fp32")  # preference order for "the FP32 column"
+# Our precision -> the paper's column it stands for. The paper's "FP32" is TensorRT's default build, which lets
+# convolutions and matrix products use TF32: our tf32 is that column. Our strict fp32 (TF32 off) has no column in
+# the paper, nor have bf16 and int8: a cell judged against the paper at those precisions is NOT_COMPARABLE.
+PAPER_PRECISION = {"tf32": "fp32", "fp16": "fp16"}
+NOT_COMPARABLE = "not comparable"
 MAX_DETAIL_ROWS = 60
 BOOTSTRAPPED_METRIC = "latency_ms_median"  # the metric whose samples are kept: intervals exist for it only
 
@@ -64,6 +67,18 @@ HOLDS, REVERSED, SAME, UNCLEAR, NOT_TESTED = "holds", "reversed", "equivalent", 
 MIXED = "mixed"
 REPRODUCED, DIRECTION_ONLY, CONTRADICTED = "reproduced", "direction holds, magnitude differs", "contradicted"
 _CLASS_WORDS = {HIGHER: HOLDS, LOWER: REVERSED, EQUIVALENT: SAME}
+
+# The rule for precisions, as the findings state it.
+PRECISION_RULE = (
+    "**Precisions**: the paper's FP32 column is TensorRT's default build, which lets convolutions and matrix "
+    "products use TF32, so only our TF32 runs stand for it (FP16 for its FP16). Our strict FP32 (TF32 off) has no "
+    "column in the paper. A claim that reads the paper's number for a cell (a speed-up ≈ N× against its tables) or "
+    f"contrasts FP16 with FP32 gives a strict-FP32 cell the outcome *{NOT_COMPARABLE}*, counted apart in its "
+    f'verdict ("{NOT_COMPARABLE} in N cells: strict FP32, the paper\'s FP32 allows TF32"). A claim judged within '
+    "our own data at one precision (BN vs LN, ReLU vs GELU, the fastest and the slowest block) also counts "
+    "strict-FP32 cells, as their own scope after the cells at the paper's precisions, never folded into them. "
+    "Tables label strict FP32 as such."
+)
 
 
 @dataclass
@@ -113,29 +128,109 @@ def magnitudes(rows: pd.DataFrame) -> list[str]:
     return [magnitude(r, p, lo, hi) for r, p, lo, hi in zip(*columns, strict=True)]
 
 
+def comparable(precision: object) -> bool:
+    """Whether a cell at ``precision`` has a column in the paper: FP16, or TF32 for the paper's FP32."""
+    return precision in PAPER_PRECISION
+
+
+def why_not_comparable(precision: object) -> str:
+    """Why a cell at ``precision`` is not judged against the paper: ``strict FP32, the paper's FP32 allows TF32``."""
+    if precision == "fp32":
+        return "strict FP32, the paper's FP32 allows TF32"
+    return f"{PRECISION_NAMES.get(str(precision), precision)}, not in the paper"
+
+
+def not_comparable(precision: object) -> str:
+    """The verdict of a cell that a claim would judge against a paper column it does not have."""
+    return f"{NOT_COMPARABLE} ({why_not_comparable(precision)})"
+
+
+def is_not_comparable(verdict: object) -> bool:
+    return isinstance(verdict, str) and verdict.startswith(NOT_COMPARABLE)
+
+
+def _not_comparable_note(verdicts: pd.Series, scope: str) -> str:
+    """``not comparable in 24 cells: strict FP32, the paper's FP32 allows TF32``, one clause per reason."""
+    reasons = [str(v)[len(NOT_COMPARABLE) :].strip(" ()") for v in verdicts if is_not_comparable(v)]
+    counts = pd.Series(reasons, dtype=object).value_counts(sort=False)
+    return "; ".join(f"{NOT_COMPARABLE} in {n} {scope}: {why}" for why, n in counts.items())
+
+
+def _judged(verdicts: pd.Series) -> pd.Series:
+    """The verdicts that count: neither not tested nor not comparable."""
+    return verdicts[(verdicts != NOT_TESTED) & ~verdicts.map(is_not_comparable).astype(bool)]
+
+
+def _with_note(head: str, note: str) -> str:
+    if not note:
+        return head
+    return note if head == NOT_TESTED else f"{head}; {note}"
+
+
 def tally(verdicts: pd.Series, scope: str = "cells") -> str:
     """A claim's verdict from its cells': ``holds (n of n cells)`` only when all hold, likewise ``reversed`` and
-    ``equivalent``; otherwise ``mixed`` with the count of each class."""
-    verdicts = pd.Series(verdicts)
-    verdicts = verdicts[verdicts != NOT_TESTED]
+    ``equivalent``; otherwise ``mixed`` with the count of each. Not-comparable cells are never counted among them:
+    they follow as ``not comparable in N cells: <why>``."""
+    verdicts = pd.Series(verdicts, dtype=object)
+    note = _not_comparable_note(verdicts, scope)
+    verdicts = _judged(verdicts)
     n = len(verdicts)
     if n == 0:
-        return NOT_TESTED
+        return _with_note(NOT_TESTED, note)
     counts = verdicts.value_counts()
     parts = [f"{word} in {counts[word]}" for word in (HOLDS, REVERSED, SAME, UNCLEAR) if counts.get(word, 0)]
     for word in (HOLDS, REVERSED, SAME):
         if counts.get(word, 0) == n:
-            return f"{word} ({n} of {n} {scope})" + (f" within ±{MARGIN:.0%}" if word == SAME else "")
-    return f"{MIXED}: {', '.join(parts)} (of {n} {scope})"
+            head = f"{word} ({n} of {n} {scope})" + (f" within ±{MARGIN:.0%}" if word == SAME else "")
+            return _with_note(head, note)
+    return _with_note(f"{MIXED}: {', '.join(parts)} (of {n} {scope})", note)
+
+
+def _precision_names(precisions: pd.Series) -> str:
+    return "/".join(PRECISION_NAMES.get(p, p) for p in ordered("precision", list(precisions)))
+
+
+def _own_scope(precision: str) -> str:
+    """``strict FP32, its own scope (the paper's FP32 allows TF32)``."""
+    why = "the paper's FP32 allows TF32" if precision == "fp32" else "not in the paper"
+    return f"{PRECISION_NAMES.get(precision, precision)}, its own scope ({why})"
+
+
+def tally_by_precision(verdicts: pd.Series, precisions: pd.Series, scope: str = "cells") -> str:
+    """The verdict of a claim judged within our data at one precision (BN vs LN, the fastest block): cells at a
+    precision the paper has (FP16, TF32 for its FP32) counted by :func:`tally`; cells at one it lacks (strict
+    FP32) counted after them, each precision on its own and named, never folded in."""
+    verdicts = pd.Series(list(verdicts), dtype=object)
+    precisions = pd.Series(list(precisions), dtype=object)
+    own = ~precisions.map(comparable).astype(bool)
+    if not own.any():
+        return tally(verdicts, scope)
+    parts = [tally(verdicts[~own], f"{scope} at {_precision_names(precisions[~own])}")] if (~own).any() else []
+    for precision in ordered("precision", list(precisions[own])):
+        parts.append(f"{_own_scope(precision)}: {tally(verdicts[precisions == precision], scope)}")
+    return "; ".join(parts)
+
+
+def spread_by_precision(rows: pd.DataFrame) -> str:
+    """:func:`spread` of the rows' ratios, those at a precision the paper lacks (strict FP32) given apart."""
+    if rows.empty or "precision" not in rows or rows["precision"].map(comparable).all():
+        return spread(rows["ratio"]) if "ratio" in rows else spread(pd.Series(dtype=float))
+    own = ~rows["precision"].map(comparable).astype(bool)
+    parts = [f"{spread(rows[~own]['ratio'])} at {_precision_names(rows[~own]['precision'])}"] if (~own).any() else []
+    for precision in ordered("precision", list(rows[own]["precision"])):
+        parts.append(f"{_own_scope(precision)}: {spread(rows[rows['precision'] == precision]['ratio'])}")
+    return "; ".join(parts)
 
 
 def tally_magnitude(verdicts: pd.Series) -> str:
     """Overall verdict of a "≈ N× faster" claim: how many cells reproduce the number, keep only the direction,
-    contradict it, or show no difference / cannot tell; ``mixed`` only when the cells disagree."""
-    verdicts = pd.Series(verdicts)
-    verdicts = verdicts[verdicts != NOT_TESTED]
+    contradict it, or show no difference / cannot tell; ``mixed`` only when the cells disagree. Not-comparable
+    cells follow as ``not comparable in N cells: <why>``."""
+    verdicts = pd.Series(verdicts, dtype=object)
+    note = _not_comparable_note(verdicts, "cells")
+    verdicts = _judged(verdicts)
     if verdicts.empty:
-        return NOT_TESTED
+        return _with_note(NOT_TESTED, note)
     counts = verdicts.value_counts()
     parts = [f"{counts[v]} {v}" for v in (REPRODUCED, DIRECTION_ONLY, CONTRADICTED, SAME, UNCLEAR) if counts.get(v, 0)]
     n = len(verdicts)
@@ -146,7 +241,7 @@ def tally_magnitude(verdicts: pd.Series) -> str:
         head = DIRECTION_ONLY
     else:
         head = MIXED
-    return f"{head} ({'; '.join(parts)}; of {n} cells)"
+    return _with_note(f"{head} ({'; '.join(parts)}; of {n} cells)", note)
 
 
 def which_faster(ratio: float, low: float, high: float, den_name: str, num_name: str) -> str:
@@ -251,7 +346,8 @@ def pairs(frame: pd.DataFrame, axis: str, num: str, den: str, keys: list[str] = 
 
 
 def with_paper(ours: pd.DataFrame, paper: pd.DataFrame, on: list[str]) -> pd.DataFrame:
-    """Attach the paper's ratio for the same cell (our tf32/fp32 <-> paper FP32, fp16 <-> FP16)."""
+    """Attach the paper's ratio for the same cell (our tf32 <-> the paper's FP32, fp16 <-> FP16; strict fp32, bf16
+    and int8 have no paper column: NaN)."""
     if ours.empty:
         return ours.assign(paper_ratio=pd.Series(dtype=float))
     ours = ours.assign(_pp=ours["precision"].map(PAPER_PRECISION)) if "precision" in on else ours.copy()
@@ -304,21 +400,8 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def ordered_rank(axis: str, value: object) -> tuple[int, str]:
-    from blockbench.report.data import order_key
-
     rank = order_key(axis, value)
     return (int(rank[0]), str(rank[1]).zfill(8))
-
-
-def fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (other keys): keep tf32 where it exists, else fp32, relabelled ``fp32`` (the paper's FP32 column)."""
-    tf32 = frame[frame["precision"] == "tf32"]
-    fp32 = frame[frame["precision"] == "fp32"]
-    other = [k for k in KEYS if k != "precision"]
-    covered = fp32.merge(tf32[other], on=other, how="left", indicator=True)
-    fp32_only = covered[covered["_merge"] == "left_only"].drop(columns="_merge")
-    rest = frame[~frame["precision"].isin(FP32_CLASS)]
-    return pd.concat([tf32.assign(precision="fp32"), fp32_only, rest], ignore_index=True)
 
 
 # --- the findings in writing ------------------------------------------------------------------------------
@@ -351,8 +434,7 @@ def findings_markdown(found: list[Finding], metric: str) -> str:
         "is *holds* (or *reversed*, *equivalent*) only when every tested cell says so, else *mixed* with the count "
         f"of each. A speed-up is *reproduced* when it holds and lies within ±{MAGNITUDE_TOLERANCE:.0%} of the "
         "paper's. The paper's values are computed from its "
-        "Tables 1–3 (reference data, TensorRT 8.5 on an RTX 3090 Ti) with the same arithmetic; its FP32 column is "
-        "compared with our TF32 runs, or strict FP32 where no TF32 run exists.",
+        "Tables 1–3 (reference data, TensorRT 8.5 on an RTX 3090 Ti) with the same arithmetic. " + PRECISION_RULE,
         "",
         to_markdown(summary),
         "",

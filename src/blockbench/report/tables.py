@@ -195,7 +195,7 @@ TABLE_LEGEND = (
 PAPER_LEGEND = (
     "`Paper …` columns are the paper's published numbers (reference data transcribed from its Tables 1–3: "
     "TensorRT 8.5, RTX 3090 Ti) — not measured here. The paper's FP32 is TensorRT's default (TF32 allowed): "
-    "compare it with our TF32 columns."
+    "compare it with our TF32 columns. Our `strict FP32` columns (TF32 off) have no counterpart in the paper."
 )
 
 
