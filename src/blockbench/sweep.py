@@ -47,6 +47,7 @@ from blockbench.job.plan import plan_job, run_name
 from blockbench.job.run import JobResult, run_job
 from blockbench.job.stages import failed_stage
 from blockbench.recording.layout import RESULT_FILE, SWEEP_FILE, write_json
+from blockbench.recording.ui import describe_sweep
 from blockbench.tracking import (
     HEARTBEAT_TAG,
     STAGE_TAG,
@@ -235,6 +236,7 @@ class Sweep:
                     if info.get("prebuild"):
                         metrics |= {f"prebuild_{key}": value for key, value in info["prebuild"].items()}
                     tracker.log_metrics(info["parent_run_id"], metrics)
+                    describe_sweep(tracker, info["parent_run_id"])
                     tracker.end(info["parent_run_id"], "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
                 except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
                     log.error("error: could not end the sweep's parent run: %s", exc)
