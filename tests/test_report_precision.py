@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from blockbench.report.claims import CLAIMS, ClaimInputs, ClaimSpec, evaluate
-from blockbench.report.data import PRECISION_NAMES, RunSet
+from blockbench.report.data import PRECISION_NAMES, PRECISION_SHOWN, RunSet
 from blockbench.report.findings import KEYS, NOT_COMPARABLE, PRECISION_RULE, paper_cells, tally, tally_by_precision
 
 STRICT = "not comparable in {n} cells: strict FP32, the paper's FP32 allows TF32"
@@ -145,5 +145,5 @@ def test_tally_counts_not_comparable_cells_apart() -> None:
 
 
 def test_strict_fp32_is_labelled_as_such_and_the_rule_is_written_down() -> None:
-    assert PRECISION_NAMES["fp32"] == "strict FP32" and PRECISION_NAMES["tf32"] == "TF32"
+    assert PRECISION_SHOWN["fp32"] == "strict FP32" and PRECISION_SHOWN["tf32"] == PRECISION_NAMES["tf32"] == "TF32"
     assert "allows TF32" in PRECISION_RULE and NOT_COMPARABLE in PRECISION_RULE

@@ -31,7 +31,7 @@ from blockbench.report.data import (
     AXES,
     BLOCK_NAMES,
     NORM_NAMES,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     label_order,
     order_key,
@@ -114,7 +114,7 @@ def _names(frame: pd.DataFrame) -> dict[str, pd.Series]:
         "Norm": frame["norm"].map(lambda v: NORM_NAMES.get(v, v)),
         "Act": frame["act"].map(lambda v: ACT_NAMES.get(v, v)),
         "Resolution": frame["resolution"],
-        "Precision": frame["precision"].map(lambda v: PRECISION_NAMES.get(v, v)),
+        "Precision": frame["precision"].map(lambda v: PRECISION_SHOWN.get(v, v)),
         "Engine": frame["label"],
     }
 
@@ -207,7 +207,7 @@ def where_time_goes(conf: pd.DataFrame, out_dir: Path) -> list[Path]:
         )
         drawn: set[str] = set()
         for ax, precision in zip(axes[:, 0], precisions, strict=True):
-            name = PRECISION_NAMES.get(precision, precision)
+            name = PRECISION_SHOWN.get(precision, precision)
             drawn |= _stacked(ax, here[here["precision"] == precision], f"{resolution}×{resolution} · {name}")
         handles: list[Patch | Line2D] = [
             Patch(color=CLASS_COLOURS[c], label=SEGMENTS[c]) for c in SEGMENTS if c in drawn
@@ -294,7 +294,7 @@ def latency_vs_energy(conf: pd.DataFrame, out_dir: Path) -> list[Path]:
         if log:
             ax.set_xscale("log")
             ax.set_yscale("log")
-        ax.set_title(f"{label} · {PRECISION_NAMES.get(precision, precision)}", fontsize=10)
+        ax.set_title(f"{label} · {PRECISION_SHOWN.get(precision, precision)}", fontsize=10)
         ax.set_xlabel("latency, median (ms)" + (" (log)" if log else ""), fontsize=9)
         ax.set_ylabel("energy per inference (mJ)" + (" (log)" if log else ""), fontsize=9)
         ax.grid(alpha=0.3)
@@ -411,7 +411,7 @@ def penalty_finding(runs: RunSet) -> Finding:
             "Architecture": rows["block"].map(lambda v: BLOCK_NAMES.get(v, v)),
             "with": [ACT_NAMES.get(a, a) if axis == "norm" else NORM_NAMES.get(n, n) for axis, n, a in with_],
             "Resolution": rows["resolution"].map(lambda r: f"{r}×{r}"),
-            "Precision": rows["precision"].map(lambda v: PRECISION_NAMES.get(v, v)),
+            "Precision": rows["precision"].map(lambda v: PRECISION_SHOWN.get(v, v)),
             "Engine": rows["label"],
             "LN/GELU − BN/ReLU latency (ms)": (rows["lat_slow"] - rows["lat_fast"]).map(lambda v: _fmt(v, "+.3f")),
             "op time LN/GELU (ms)": rows["ms_slow"].map(fmt_ms),

@@ -34,7 +34,7 @@ from blockbench.report.data import (
     BLOCK_NAMES,
     NORM_NAMES,
     OK,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     make_label,
@@ -83,7 +83,7 @@ from blockbench.report.paper import PAPER_STATED, PAPER_TEXT_CLAIMS
 Rule = Literal["direction", "magnitude", "faster", "measured"]
 Scope = Callable[[pd.DataFrame], pd.Series]  # cells or pairs -> which of them a claim is about
 NOT_IN_PAPER = "not measured in the paper"
-AXIS_NAMES = {"block": BLOCK_NAMES, "norm": NORM_NAMES, "act": ACT_NAMES, "precision": PRECISION_NAMES}
+AXIS_NAMES = {"block": BLOCK_NAMES, "norm": NORM_NAMES, "act": ACT_NAMES, "precision": PRECISION_SHOWN}
 COLUMNS_PAIR = {
     "block": "Architecture",
     "resolution": "Resolution",
@@ -341,7 +341,7 @@ def _apart_text(evidence: Evidence) -> str:
     apart = evidence.apart
     if apart.empty:
         return ""
-    names = "/".join(PRECISION_NAMES.get(p, p) for p in ordered("precision", list(apart["lacks"])))
+    names = "/".join(PRECISION_SHOWN.get(p, p) for p in ordered("precision", list(apart["lacks"])))
     return f"; {NOT_COMPARABLE} ({names}): {spread(apart['ratio'])}"
 
 
@@ -349,7 +349,7 @@ def _precisions_of(rows: pd.DataFrame) -> str:
     """`` at FP16``: the precisions of pairs shown beside others the paper lacks (nothing without a precision)."""
     if rows.empty or "precision" not in rows:
         return ""
-    return " at " + "/".join(PRECISION_NAMES.get(p, p) for p in ordered("precision", list(rows["precision"])))
+    return " at " + "/".join(PRECISION_SHOWN.get(p, p) for p in ordered("precision", list(rows["precision"])))
 
 
 def _fp16_against_tf32(evidence: Evidence) -> str:
@@ -427,7 +427,7 @@ def _gaps(frame: pd.DataFrame, axis: str, slow: str, fast: str) -> pd.DataFrame:
 def _wider(gaps: pd.DataFrame, fp32: str) -> pd.DataFrame:
     """The gap at FP16 over the gap at ``fp32`` (a column of ours or the paper's FP32) per cell."""
     wider = pairs(gaps, "precision", "fp16", fp32).rename(columns={"num_ms": "fp16_ratio", "den_ms": "fp32_ratio"})
-    return wider.assign(fp32_side=PRECISION_NAMES.get(fp32, fp32))
+    return wider.assign(fp32_side=PRECISION_SHOWN.get(fp32, fp32))
 
 
 def fp16_widens_gaps(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
@@ -446,7 +446,7 @@ def fp16_widens_gaps(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
     columns += ["ratio", "low", "high"]
     table = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
     table["verdict"] = directions(table)
-    strict = (table["source"] == "ours") & (table["fp32_side"] == PRECISION_NAMES["fp32"])
+    strict = (table["source"] == "ours") & (table["fp32_side"] == PRECISION_SHOWN["fp32"])
     table.loc[strict, "verdict"] = not_comparable("fp32")
     mine, ref = table[table["source"] == "ours"], table[table["source"] == "paper"]
     details = pretty(
@@ -559,10 +559,10 @@ def _extreme_ours(mine: pd.DataFrame, what: str) -> str:
     own = ~mine["precision"].map(comparable).astype(bool)
     if not own.any():
         return f"{what} in {hits(mine)} configurations with ≥ 2 blocks"
-    names = "/".join(PRECISION_NAMES.get(p, p) for p in ordered("precision", list(mine[~own]["precision"])))
+    names = "/".join(PRECISION_SHOWN.get(p, p) for p in ordered("precision", list(mine[~own]["precision"])))
     parts = [f"{what} in {hits(mine[~own])} configurations with ≥ 2 blocks at {names}"] if (~own).any() else []
     for precision in ordered("precision", list(mine[own]["precision"])):
-        name = PRECISION_NAMES.get(precision, precision)
+        name = PRECISION_SHOWN.get(precision, precision)
         parts.append(f"at {name} (its own scope): {hits(mine[mine['precision'] == precision])}")
     return "; ".join(parts)
 

@@ -24,7 +24,7 @@ from blockbench.report.data import (
     BUILT_MARK,
     FAILED,
     NORM_NAMES,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     ordered,
@@ -149,7 +149,7 @@ def latency_figures(
         for ax, (label, precision, data) in zip(axes.flat, panels, strict=False):
             panel_blocks = blocks if label != PAPER_LABEL else ordered("block", [*blocks, *data["block"]])
             panel_pairs = pairs if label != PAPER_LABEL else _pairs(data)
-            _panel(ax, data, panel_blocks, panel_pairs, f"{label} · {PRECISION_NAMES.get(precision, precision)}")
+            _panel(ax, data, panel_blocks, panel_pairs, f"{label} · {PRECISION_SHOWN.get(precision, precision)}")
             what = "mean of 3" if label == PAPER_LABEL else metric_name
             log_note = " (log scale)" if ax.get_yscale() == "log" else ""
             ax.set_ylabel(f"latency, {what} (ms){log_note}", fontsize=10)

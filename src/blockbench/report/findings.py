@@ -32,7 +32,7 @@ from blockbench.report.data import (
     BLOCK_NAMES,
     NORM_NAMES,
     OK,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     order_key,
@@ -137,7 +137,7 @@ def why_not_comparable(precision: object) -> str:
     """Why a cell at ``precision`` is not judged against the paper: ``strict FP32, the paper's FP32 allows TF32``."""
     if precision == "fp32":
         return "strict FP32, the paper's FP32 allows TF32"
-    return f"{PRECISION_NAMES.get(str(precision), precision)}, not in the paper"
+    return f"{PRECISION_SHOWN.get(str(precision), precision)}, not in the paper"
 
 
 def not_comparable(precision: object) -> str:
@@ -187,13 +187,13 @@ def tally(verdicts: pd.Series, scope: str = "cells") -> str:
 
 
 def _precision_names(precisions: pd.Series) -> str:
-    return "/".join(PRECISION_NAMES.get(p, p) for p in ordered("precision", list(precisions)))
+    return "/".join(PRECISION_SHOWN.get(p, p) for p in ordered("precision", list(precisions)))
 
 
 def _own_scope(precision: str) -> str:
     """``strict FP32, its own scope (the paper's FP32 allows TF32)``."""
     why = "the paper's FP32 allows TF32" if precision == "fp32" else "not in the paper"
-    return f"{PRECISION_NAMES.get(precision, precision)}, its own scope ({why})"
+    return f"{PRECISION_SHOWN.get(precision, precision)}, its own scope ({why})"
 
 
 def tally_by_precision(verdicts: pd.Series, precisions: pd.Series, scope: str = "cells") -> str:
@@ -374,7 +374,7 @@ def pretty(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         elif key == "act":
             series = series.map(lambda v: ACT_NAMES.get(v, v))
         elif key == "precision":
-            series = series.map(lambda v: PRECISION_NAMES.get(v, v))
+            series = series.map(lambda v: PRECISION_SHOWN.get(v, v))
         elif key == "resolution":
             series = series.map(lambda v: f"{v}×{v}")
         elif key.endswith("_ms"):

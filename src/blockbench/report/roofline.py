@@ -41,7 +41,7 @@ from blockbench.report.data import (
     AXES,
     BLOCK_NAMES,
     NORM_NAMES,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     order_key,
 )
@@ -262,7 +262,7 @@ def compute_roofline(
     for why, names in unknown.items():
         notes.append(f"no FLOPs and no floor for {len(names)} configuration(s), {why}: {', '.join(names)}")
     for (device, precision), why in sorted(no_peak.items()):
-        notes.append(f"{device}: no {PRECISION_NAMES.get(precision, precision)} floor: {why}")
+        notes.append(f"{device}: no {PRECISION_SHOWN.get(precision, precision)} floor: {why}")
     table = pd.DataFrame(records, columns=COLUMNS)
     if not table.empty:
         table = table.sort_values(
@@ -296,7 +296,7 @@ def display_table(roofline: Roofline) -> pd.DataFrame:
             "Resolution": t["resolution"].map(lambda v: f"{v}×{v}"),
             "Norm": t["norm"].map(lambda v: NORM_NAMES.get(v, v)),
             "Act": t["act"].map(lambda v: ACT_NAMES.get(v, v)),
-            "Precision": t["precision"].map(lambda v: PRECISION_NAMES.get(v, v)),
+            "Precision": t["precision"].map(lambda v: PRECISION_SHOWN.get(v, v)),
             "Engine": t["label"],
             "GFLOP": t["gflop"].map(lambda v: _fmt(v, "{:.3g}")),
             "Weights (MB)": t["weights_mb"].map(lambda v: _fmt(v, "{:.3g}")),
@@ -323,7 +323,7 @@ def summary_table(roofline: Roofline) -> pd.DataFrame:
             {
                 "Device": device,
                 "Engine": label,
-                "Precision": PRECISION_NAMES.get(str(precision), precision),
+                "Precision": PRECISION_SHOWN.get(str(precision), precision),
                 "Resolution": f"{resolution}×{resolution}",
                 "configs": str(len(group)),
                 "median × floor": f"{group['x_floor'].median():.1f}×",
@@ -338,7 +338,7 @@ def peaks_markdown(roofline: Roofline) -> str:
     lines = []
     for name, p in sorted(roofline.peaks.items()):
         rates = ", ".join(
-            f"{PRECISION_NAMES.get(k, k)} {v:.3g} {'TOP/s (integer)' if PRECISIONS[k].quantized else 'TFLOP/s'}"
+            f"{PRECISION_SHOWN.get(k, k)} {v:.3g} {'TOP/s (integer)' if PRECISIONS[k].quantized else 'TFLOP/s'}"
             for k, v in sorted(p.matmul_tflops.items())
             if p.matmul_for(k) is not None
         )
@@ -375,7 +375,7 @@ def roofline_figures(roofline: Roofline, out_dir: Path) -> list[Path]:
                 [min(rate, p.copy_gbps * 1e9 * v / 1e12) for v in xs],
                 color=colours.get(precision, "#555555"),
                 lw=1.5,
-                label=f"roof {PRECISION_NAMES.get(precision, precision)}: {rate:.3g} TFLOP/s, {p.copy_gbps:.0f} GB/s",
+                label=f"roof {PRECISION_SHOWN.get(precision, precision)}: {rate:.3g} TFLOP/s, {p.copy_gbps:.0f} GB/s",
             )
         groups = sorted(
             data.groupby(["block", "precision"]),
@@ -391,7 +391,7 @@ def roofline_figures(roofline: Roofline, out_dir: Path) -> list[Path]:
                 alpha=0.8,
                 edgecolor="black",
                 linewidth=0.4,
-                label=f"{BLOCK_NAMES.get(str(block), block)} {PRECISION_NAMES.get(str(precision), precision)}",
+                label=f"{BLOCK_NAMES.get(str(block), block)} {PRECISION_SHOWN.get(str(precision), precision)}",
             )
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -21,7 +21,7 @@ from blockbench.report.data import (
     BUILT_MARK,
     FAILED,
     NORM_NAMES,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     ordered,
@@ -62,7 +62,7 @@ def fmt_ms(value: float) -> str:
 
 
 def latency_column(precision: str, label: str) -> str:
-    return f"{PRECISION_NAMES.get(precision, precision.upper())} {label} (ms)"
+    return f"{PRECISION_SHOWN.get(precision, precision.upper())} {label} (ms)"
 
 
 def paper_lookup() -> dict[tuple[str, int, str, str], tuple[float, float, float, float]]:
