@@ -27,7 +27,6 @@ from torch import nn
 from blockbench.report import build_report
 from blockbench.report.data import load_runs
 from blockbench.report.evaluation import compute_findings
-from blockbench.report.findings import REPRODUCED
 from blockbench.report.paper import PAPER_ROWS
 from blockbench.report.peaks import DevicePeaks, get_peaks, measure
 from blockbench.report.roofline import (
@@ -39,6 +38,7 @@ from blockbench.report.roofline import (
     run_footprint,
 )
 from blockbench.report.tables import ID_COLUMNS, PAPER_COLUMNS, build_tables
+from blockbench.report.verdict import REPRODUCED
 from tests.helpers import ROOT, TINY, run_main, store_runs
 
 SWEEP_ARGS = ("block=vgg,mobilenet", "norm=bn,ln", "precision=fp32,bf16", "backend=torch")

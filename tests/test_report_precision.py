@@ -1,4 +1,4 @@
-"""Which of our precisions a claim compares with the paper's columns (blockbench.report.findings.PRECISION_RULE).
+"""Which of our precisions a claim compares with the paper's columns (blockbench.report.verdict.PRECISION_RULE).
 
 The paper's FP32 is TensorRT's default build, which allows TF32: our ``tf32`` stands for it, our strict ``fp32``
 for nothing in the paper. Cells are synthetic (no store, no benchmark), so each verdict is checked by hand.
@@ -10,7 +10,8 @@ import pandas as pd
 
 from blockbench.report.claims import CLAIMS, ClaimInputs, ClaimSpec, evaluate
 from blockbench.report.data import PRECISION_NAMES, PRECISION_SHOWN, RunSet
-from blockbench.report.findings import KEYS, NOT_COMPARABLE, PRECISION_RULE, paper_cells, tally, tally_by_precision
+from blockbench.report.findings import KEYS, paper_cells
+from blockbench.report.verdict import NOT_COMPARABLE, PRECISION_RULE, tally, tally_by_precision
 
 STRICT = "not comparable in {n} cells: strict FP32, the paper's FP32 allows TF32"
 

@@ -38,8 +38,9 @@ from blockbench.report.data import (
     ordered,
 )
 from blockbench.report.figures import pair_name, save
-from blockbench.report.findings import NOT_TESTED, Finding
+from blockbench.report.findings import Finding
 from blockbench.report.tables import NOT_RUN_MARK, fmt_ms, to_markdown
+from blockbench.report.verdict import NOT_TESTED
 
 KEYS = [*AXES, "label"]
 ATTR_TOTAL = "attr_total_ms"

@@ -22,6 +22,7 @@ import pandas as pd
 from blockbench import latencies
 from blockbench.models.blocks import ACT_LABELS, ACTIVATIONS, BLOCK_LABELS, BLOCKS, NORM_LABELS, NORMS
 from blockbench.precisions import NAMES, PRECISIONS
+from blockbench.report.verdict import STRICT_FP32
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ BLOCK_NAMES, NORM_NAMES, ACT_NAMES = BLOCK_LABELS, NORM_LABELS, ACT_LABELS
 PRECISION_NAMES = {p.name: p.label for p in PRECISIONS.values()}
 # How the report prints a precision: the record's label, but "strict FP32" for fp32 (TF32 off), unlike the
 # paper's FP32 column (TensorRT's default, TF32 allowed), which our TF32 is.
-PRECISION_SHOWN = PRECISION_NAMES | {"fp32": "strict FP32"}
+PRECISION_SHOWN = PRECISION_NAMES | {"fp32": STRICT_FP32}
 
 # Where each axis lives: a tag set by the pipeline, else the flattened config param.
 AXIS_SOURCES = {

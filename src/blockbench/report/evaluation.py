@@ -1,6 +1,6 @@
 """The findings of a run set: every claim of the paper, the new comparisons and the penalty breakdown, evaluated
-by the one verdict rule (:mod:`blockbench.report.findings`). Apart from the rule's module, which the claims and the
-breakdown build on."""
+by the one verdict rule (:mod:`blockbench.report.verdict`, a leaf that the claims, their arithmetic in
+:mod:`blockbench.report.findings` and the breakdown import)."""
 
 from __future__ import annotations
 
