@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from blockbench.report.breakdown import Breakdown, breakdown_markdown, build_breakdown
+from blockbench.report.breakdown_report import Breakdown, breakdown_markdown, build_breakdown
 from blockbench.report.data import RunSet, environment, load_runs
 from blockbench.report.evaluation import compute_findings
 from blockbench.report.figures import latency_figures
