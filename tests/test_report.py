@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from blockbench.report import build_report
-from blockbench.report.data import load_runs
 from blockbench.report.evaluation import compute_findings
 from blockbench.report.footprint import (
     activation_elements,
@@ -37,6 +36,7 @@ from blockbench.report.footprint import (
 from blockbench.report.paper import PAPER_ROWS
 from blockbench.report.peaks import DevicePeaks, get_peaks, measure
 from blockbench.report.roofline import compute_roofline
+from blockbench.report.store import load_runs
 from blockbench.report.tables import ID_COLUMNS, PAPER_COLUMNS, build_tables
 from blockbench.report.verdict import REPRODUCED
 from tests.helpers import ROOT, TINY, run_main, store_runs

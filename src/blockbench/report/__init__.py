@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blockbench.config import project_root, source_root
+from blockbench.environment import git_commit
 from blockbench.report.breakdown_report import Breakdown, breakdown_markdown, build_breakdown
-from blockbench.report.data import RunSet, environment, load_runs
+from blockbench.report.data import RunSet
 from blockbench.report.evaluation import compute_findings
 from blockbench.report.figures import latency_figures
 from blockbench.report.findings import Finding, findings_markdown, write_findings
@@ -30,6 +32,7 @@ from blockbench.report.roofline import (
     summary_table,
     write_roofline,
 )
+from blockbench.report.store import environment, load_runs
 from blockbench.report.tables import Table, build_tables, markdown_section, to_markdown, write_tables
 
 __all__ = ["Report", "build_report", "load_runs"]
@@ -75,8 +78,6 @@ def build_report(
     report.findings = compute_findings(runs, metric)
     report.files += write_findings(report.findings, out_dir, metric)
     if roofline:
-        from blockbench.config import project_root
-
         cache = cache_dir or project_root() / ".cache" / "blockbench"
         report.roofline = compute_roofline(runs, metric, cache, measure_peaks, extra_peaks or [])
         report.files += write_roofline(report.roofline, out_dir)
@@ -199,9 +200,6 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
 
 def _report_commit() -> str:
     """The commit of the code that judged the runs (verdict rules change; the runs' own commits are listed apart)."""
-    from blockbench.config import source_root
-    from blockbench.environment import git_commit
-
     return git_commit(source_root())
 
 

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from blockbench.config import default_tracking_uri, project_root
 from blockbench.report import best_mode, build_report, runs_table
-from blockbench.report.data import ReportDataError, load_runs
 from blockbench.report.peaks import DevicePeaks
+from blockbench.report.store import ReportDataError, load_runs
 from blockbench.report.tables import displayed, to_markdown
+from blockbench.tracking import Tracker
 
 log = logging.getLogger("blockbench.report")
 
@@ -113,8 +114,6 @@ def _load_peaks(paths: Sequence[Path]) -> list[DevicePeaks]:
 def log_to_parents(uri: str, experiment: str, parents: Sequence[str], out_dir: Path) -> None:
     """The report folder as the ``report/`` artifact of each sweep parent run (through the pipeline's Tracker,
     which holds the store lock that concurrent sweeps use)."""
-    from blockbench.tracking import Tracker
-
     tracker = Tracker(uri, experiment)
     for run_id in parents:
         tracker.log_artifact(run_id, out_dir, "report")

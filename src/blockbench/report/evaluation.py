@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from blockbench.report.breakdown import penalty_finding
 from blockbench.report.claims import CLAIMS, ClaimInputs, evaluate
-from blockbench.report.data import RunSet, load_samples
+from blockbench.report.data import RunSet
 from blockbench.report.findings import BOOTSTRAPPED_METRIC, Finding, our_cells, paper_cells
+from blockbench.report.store import load_samples
 
 
 def compute_findings(runs: RunSet, metric: str = BOOTSTRAPPED_METRIC) -> list[Finding]:

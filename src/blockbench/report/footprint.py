@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from blockbench import metric_names
+from blockbench.models.network import BlockNet
 from blockbench.precisions import PRECISIONS
 
 TRAFFIC_LAYERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
@@ -82,8 +83,6 @@ def blocknet_activation_elements(
     batch_size: int,
 ) -> int:
     """:func:`activation_elements` of the paper's network for one configuration, on the meta device (no memory)."""
-    from blockbench.models.network import BlockNet
-
     with torch.device("meta"):
         model = BlockNet(block, norm, act, list(channels), blocks_per_stage, num_classes)
         example = torch.empty(batch_size, 3, resolution, resolution)

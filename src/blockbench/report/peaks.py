@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from blockbench.config import project_root
 from blockbench.environment import cpu_model
 from blockbench.hardware import last_level_cache_bytes
 from blockbench.precisions import PRECISIONS
@@ -295,8 +296,6 @@ def get_peaks(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: measure (or show cached) peaks of one local device and print them as JSON."""
-    from blockbench.config import project_root
-
     parser = argparse.ArgumentParser(prog="python -m blockbench.report.peaks", description=main.__doc__)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument(

@@ -22,12 +22,18 @@ INT8 runs get no floor and a note saying why) and the work of one timed inferenc
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # headless, as figures.py
+
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from blockbench.precisions import PRECISIONS
@@ -40,6 +46,7 @@ from blockbench.report.data import (
     RunSet,
     order_key,
 )
+from blockbench.report.figures import save
 from blockbench.report.footprint import (
     LOGGED_MACS,
     WorkUnknown,
@@ -222,10 +229,6 @@ def peaks_markdown(roofline: Roofline) -> str:
 
 def roofline_figures(roofline: Roofline, out_dir: Path) -> list[Path]:
     """Classic roofline per device: achieved TFLOP/s against arithmetic intensity, under the measured roofs."""
-    import matplotlib.pyplot as plt
-
-    from blockbench.report.figures import save
-
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -281,9 +284,6 @@ def roofline_figures(roofline: Roofline, out_dir: Path) -> list[Path]:
 
 def write_roofline(roofline: Roofline, out_dir: Path) -> list[Path]:
     """``roofline.csv`` (raw numbers) and ``peaks.json`` (the peaks used) plus the figures."""
-    import json
-    from dataclasses import asdict
-
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = out_dir / "roofline.csv"
     roofline.table.to_csv(csv, index=False)
