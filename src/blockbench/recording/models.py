@@ -28,6 +28,7 @@ import onnx
 
 from blockbench.cache import sha256_file
 from blockbench.config import TrackingConfig
+from blockbench.metric_names import LATENCY_MEDIAN
 from blockbench.recording.layout import ENVIRONMENT_FILE
 from blockbench.tracking import Tracker
 from blockbench.tracking.logged_models import LoggedModels, ModelRef
@@ -146,7 +147,12 @@ def record_engine(
 
 def log_measurement(tracker: Tracker, run_id: str, metrics: Mapping[str, float], model: ModelRef | None) -> None:
     """The run's metrics; its engine's measurements linked to the engine's model as well."""
-    linked = {k: v for k, v in metrics.items() if model is not None and is_linked(k)}
+    # the latency first: the Models tab shows metric columns in the order they were first logged
+    keys = sorted(
+        (k for k in metrics if model is not None and is_linked(k)),
+        key=lambda k: (k != LATENCY_MEDIAN, not k.startswith("latency")),
+    )
+    linked = {k: metrics[k] for k in keys}
     tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k not in linked})
     if linked and model is not None:
         LoggedModels(tracker).log_metrics(run_id, linked, model.model_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -34,11 +35,10 @@ FIRST_METRICS = (
     names.LATENCY_MEDIAN,
     names.LATENCY_MEDIAN_CI_LOW,
     names.LATENCY_MEDIAN_CI_HIGH,
-    "throughput_qps",
     names.PARAMS,
     names.MACS,
-    names.PARITY_REL_L2,
 )
+WORKFLOW = "workflowType=machine_learning"  # the UI's model-training side (its GenAI side names models "agents")
 
 
 def column(kind: str, key: str) -> str:
@@ -48,15 +48,17 @@ def column(kind: str, key: str) -> str:
 
 def run_view(search_filter: str) -> dict[str, Any]:
     """The runs page's state (search facets and columns) that shows a sweep first as a user compares it."""
+    columns = [
+        *(column("tags", axis) for axis in AXES),
+        *(column("metrics", metric) for metric in FIRST_METRICS),
+        column("attributes", "Models"),
+    ]
     return {
         "searchFilter": search_filter,
         "orderByKey": column("metrics", names.LATENCY_MEDIAN),
         "orderByAsc": True,
-        "selectedColumns": [
-            *(column("tags", axis) for axis in AXES),
-            *(column("metrics", metric) for metric in FIRST_METRICS),
-            column("attributes", "Models"),
-        ],
+        "selectedColumns": columns,
+        "columnOrder": columns,
         "chartsSearchFilter": names.LATENCY_MEDIAN,
         "hideEmptyCharts": True,
     }
@@ -64,12 +66,18 @@ def run_view(search_filter: str) -> dict[str, Any]:
 
 def runs_page(experiment_id: str, key: str) -> str:
     """The UI's address (after its host) of a saved view."""
-    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
+    return f"#/experiments/{experiment_id}/runs?{WORKFLOW}&viewStateShareKey={key}"
 
 
 def compare_page(experiment_id: str, run_ids: Sequence[str]) -> str:
     """The UI's address (after its host) of the run-comparison page of ``run_ids``."""
     return f"#/compare-runs?runs={quote(json.dumps(list(run_ids)))}&experiments={quote(json.dumps([experiment_id]))}"
+
+
+def _finite(metrics: Mapping[str, float], key: str) -> float | None:
+    """A metric, or None where it is missing or not a number (an interval of too few samples)."""
+    value = metrics.get(key)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _ms(value: float | None) -> str:
@@ -89,9 +97,9 @@ def describe_run(tags: Mapping[str, str], metrics: Mapping[str, float], model: M
     """The run's description: what it is, what it measured, which engine (a tag to set on the run)."""
     axes = " · ".join(tags.get(axis, "?") for axis in AXES)
     lines = [f"**{axes}** on {tags.get('device_name', 'an unknown device')}", ""]
-    median = metrics.get(names.LATENCY_MEDIAN)
+    median = _finite(metrics, names.LATENCY_MEDIAN)
     if median is not None:
-        low, high = metrics.get(names.LATENCY_MEDIAN_CI_LOW), metrics.get(names.LATENCY_MEDIAN_CI_HIGH)
+        low, high = _finite(metrics, names.LATENCY_MEDIAN_CI_LOW), _finite(metrics, names.LATENCY_MEDIAN_CI_HIGH)
         interval = f" (95 % CI {low:.4g}–{high:.4g})" if low is not None and high is not None else ""
         lines.append(f"- median latency {_ms(median)}{interval}, p99 {_ms(metrics.get(names.LATENCY_P99))}")
     else:
@@ -174,11 +182,11 @@ def describe_sweep(tracker: Tracker, parent_run_id: str) -> str | None:
             (
                 r.info.run_name,
                 r.data.metrics[names.LATENCY_MEDIAN],
-                r.data.metrics.get(names.LATENCY_MEDIAN_CI_LOW),
-                r.data.metrics.get(names.LATENCY_MEDIAN_CI_HIGH),
+                _finite(r.data.metrics, names.LATENCY_MEDIAN_CI_LOW),
+                _finite(r.data.metrics, names.LATENCY_MEDIAN_CI_HIGH),
             )
             for r in runs
-            if names.LATENCY_MEDIAN in r.data.metrics
+            if _finite(r.data.metrics, names.LATENCY_MEDIAN) is not None
         ]
         if rows:
             tracker.log_text(parent_run_id, latency_chart_svg(rows), CHART_FILE)
