@@ -48,3 +48,9 @@ def test_unstable_rows_quote_speed_ups_as_ranges_of_two_significant_figures() ->
         point = base["latency_ms_median"] / run["latency_ms_median"]
         low, high = float(numbers[0]), float(numbers[-1])
         assert low / 1.05 <= point <= high * 1.05, (cell, point)  # the quoted range holds the CSV's ratio
+
+
+def test_the_instability_paragraph_states_the_projects_threshold() -> None:
+    text = " ".join((DOCS / "precision.md").read_text().split())
+    assert f"instability threshold, {100 * UNSTABLE_COV:.1f} % (`blockbench.statistics.UNSTABLE_COV`" in text
+    assert f"`latency_cov` at most {UNSTABLE_COV:g} (" in text
