@@ -20,9 +20,10 @@ from blockbench import metric_names as names
 from blockbench.backends.tensorrt.cache import PLAN_FILE
 from blockbench.faults import PLANTED_NODE, PLANTED_OP
 from tests.helpers import ENGINES_BUILT, ROOT, TINY, store_runs
+from tests.helpers import main_py as forked_main_py
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is installed by the test extras: pip install -e .[test]")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("store")]  # a migrated store: not about creating one
 
 RTX = ["backend=tensorrt", "backend.library=tensorrt_rtx", "benchmark.progress=false"]
 VARIANTS = ["block=vgg,resnet,mobilenet,convnext", "norm=bn,ln", "act=relu,gelu"]
@@ -41,7 +42,7 @@ def main_py(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> su
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=1200)
+    return forked_main_py(cmd, cwd=tmp_path, env=full_env, timeout=1200)  # forked from the session's main.py server
 
 
 def children(tmp_path: Path) -> list[dict]:
