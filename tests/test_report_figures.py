@@ -75,7 +75,6 @@ def test_the_svg_has_one_error_bar_per_bar_with_an_interval_and_a_caption_saying
     assert sorted(re.findall(rf'id="{INTERVAL_GID}-(\w+)-bn-relu"', svg)) == ["mobilenet", "vgg"]
     text = " ".join(re.sub(r"<[^>]+>", " ", svg).split())
     assert "within one process's samples; does not cover rebuild-to-rebuild variation" in text
-    assert "bar = median of their medians, error bar = lowest to highest of their intervals." in text
-    assert "Bars of repeated configurations here: 1." in text
+    assert "several runs (1 here): bar = median of their medians, error bar = lowest to highest of their" in text
     assert "No error bar on 1 of 3 measured bars: their runs logged no interval." in text
     assert "paper (TensorRT 8.5, RTX 3090 Ti) · FP32 (TF32 allowed)" in text and "· strict FP32" not in text

@@ -91,10 +91,13 @@ def cell_intervals(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 def interval_caption(intervals: pd.DataFrame, drawn: int) -> str:
     """What the error bars of one figure cover, and which bars have none; ``drawn`` = measured bars in it."""
     with_ci = int(intervals["ci_low"].notna().sum())
-    repeated = int((intervals["ci_low"].notna() & (intervals["n_runs"] > 1)).sum())
+    several = intervals["n_runs"] > 1
     parts = [INTERVAL_WHAT]
-    if repeated:
-        parts.append(f"{INTERVAL_REPEATS} Bars of repeated configurations here: {repeated}.")
+    if several.any():
+        union = ", error bar = lowest to highest of their intervals"
+        union = union if intervals["ci_low"][several].notna().any() else ""
+        count = int(several.sum())
+        parts.append(f"Configurations with several runs ({count} here): bar = median of their medians{union}.")
     missing = drawn - with_ci
     if missing:
         parts.append(f"No error bar on {missing} of {drawn} measured bars: their runs logged no interval.")
