@@ -8,6 +8,7 @@ library knows, which must end in one parser error. The count of engines built is
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -50,7 +51,14 @@ def children(tmp_path: Path) -> list[dict]:
 
 
 def engine_artifacts(tmp_path: Path, run_id: str) -> list[Path]:
-    return sorted(tmp_path.glob(f"mlartifacts/*/{run_id}/artifacts/engine/*.engine"))
+    """The engine files a run logged: stored with the run, or referred to (``.ref.json``) in its LoggedModel's."""
+    found = list(tmp_path.glob(f"mlartifacts/*/{run_id}/artifacts/engine/*.engine"))
+    for ref in tmp_path.glob(f"mlartifacts/*/{run_id}/artifacts/engine/*.engine.ref.json"):
+        reference = json.loads(ref.read_text())
+        (stored,) = tmp_path.glob(f"mlartifacts/*/models/{reference['model_id']}/artifacts/{ref.name[:-9]}")
+        assert sha256(stored) == reference["sha256"] and stored.stat().st_size == reference["bytes"]
+        found.append(stored)
+    return sorted(found)
 
 
 def sha256(path: Path) -> str:
