@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,26 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         yield _compose
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow sqlite store with its schema created (a fresh one costs each test seconds of migrations)."""
+    from blockbench.tracking import Tracker
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    Tracker(f"sqlite:///{db}", "template")
+    return db
+
+
+@pytest.fixture
+def store(tmp_path: Path, migrated_store: Path) -> Path:
+    """``tmp_path/mlflow.db``, a copy of the migrated template (no runs), where ``run_main`` points ``tracking.uri``.
+
+    For tests that are not about creating a store: the first run's schema migration costs seconds.
+    """
+    shutil.copyfile(migrated_store, tmp_path / "mlflow.db")
+    return tmp_path / "mlflow.db"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

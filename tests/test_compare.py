@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from blockbench.compare import compare_samples, main
-from tests.helpers import ROOT, TINY, run_main, store_runs
+from tests.helpers import ROOT, SHARED_CACHE, TINY, run_main, store_runs
 
 
 def noisy(median: float, n: int, seed: int, spread: float = 0.005) -> np.ndarray:
@@ -55,9 +55,11 @@ def test_too_few_samples_are_refused() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store")
 def test_two_logged_runs_compared_by_tags_and_by_ids(tmp_path: Path, capsys) -> None:
-    for norm in ("bn", "ln"):
-        assert run_main(*TINY, "block=mobilenet", f"norm={norm}", tmp_path=tmp_path).returncode == 0
+    for norm in ("bn", "ln"):  # main.py forked from the session's server; the cache is not what is compared
+        args = (*TINY, "block=mobilenet", f"norm={norm}")
+        assert run_main(*args, tmp_path=tmp_path, forked=True, cache_dir=SHARED_CACHE).returncode == 0
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["--tracking-uri", uri, "--a", "block=mobilenet,norm=bn", "--b", "block=mobilenet,norm=ln"]) == 0
     out = capsys.readouterr().out
@@ -67,8 +69,9 @@ def test_two_logged_runs_compared_by_tags_and_by_ids(tmp_path: Path, capsys) -> 
     assert f"A: run {by_norm['bn']}" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("store")
 def test_a_selector_matching_nothing_is_one_message_and_exit_2(tmp_path: Path) -> None:
-    assert run_main(*TINY, tmp_path=tmp_path).returncode == 0
+    assert run_main(*TINY, tmp_path=tmp_path, forked=True, cache_dir=SHARED_CACHE).returncode == 0
     proc = subprocess.run(
         [sys.executable, "-m", "blockbench.compare", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
          "--a", "block=vgg", "--b", "block=convnext"],

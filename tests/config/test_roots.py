@@ -4,15 +4,14 @@ which a cluster sets to a shared results folder that holds no code)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from blockbench.config import argv as cli
 from blockbench.config.paths import conf_dir, project_root
-from tests.helpers import CONF, ROOT, TINY
+from blockbench.config.schema import argv as cli
+from tests.helpers import CONF, ROOT, TINY, main_py
 
 
 def test_a_results_root_without_conf_moves_results_not_config_groups(
@@ -28,10 +27,7 @@ def test_a_run_with_blockbench_root_set_to_an_empty_results_folder_puts_its_resu
     results = tmp_path / "results"
     results.mkdir()
     env = {**os.environ, "BLOCKBENCH_ROOT": str(results)}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *TINY, "tracking.enabled=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    proc = main_py([sys.executable, str(ROOT / "main.py"), *TINY, "tracking.enabled=false"], cwd=tmp_path, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert list((results / "outputs").glob("*/*/run.json"))  # the run, kept where results go
     assert (results / ".cache" / "blockbench").is_dir() and not (results / "conf").exists()

@@ -20,7 +20,7 @@ from blockbench.job import faults
 from blockbench.job.launch import WorkerDied, WorkerHung
 from blockbench.job.run import run_job
 from blockbench.recording.files import MEASURED_STATE_KEY
-from tests.helpers import ROOT, TINY, store_runs
+from tests.helpers import ROOT, SHARED_CACHE, TINY, main_py, store_runs
 
 UNTRACKED = [*TINY, "tracking.enabled=false"]
 
@@ -95,6 +95,7 @@ def _assert_gone(log_text: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store")
 def test_a_sweep_starts_each_job_from_the_defaults_and_survives_a_killed_worker(tmp_path: Path) -> None:
     """``-m block=vgg,mobilenet hardware.cpu_threads=1,0``: the second job of each block runs with torch's default
     thread count although the job before it set 1, and the worker SIGKILLed mid-measure fails only its own run."""
@@ -103,9 +104,9 @@ def test_a_sweep_starts_each_job_from_the_defaults_and_survives_a_killed_worker(
     ).stdout.strip()
     cmd = [sys.executable, str(ROOT / "main.py"), "-m", *TINY, "block=vgg,mobilenet", "hardware.cpu_threads=1,0"]
     cmd += [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    cmd += [f"cache_dir={tmp_path / 'cache'}", "benchmark.min_s=0.3"]
+    cmd += [f"cache_dir={SHARED_CACHE}", "benchmark.min_s=0.3"]  # not about the cache
     env = {**os.environ, faults.ENV: "benchmark=crash@block.name=mobilenet,hardware.cpu_threads=1"}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = main_py(cmd, cwd=tmp_path, env=env)  # forked from the session's main.py server
     assert proc.returncode == 1, (proc.stdout + proc.stderr)[-3000:]
     assert "4 jobs, 3 finished, 1 failed" in proc.stdout
     jobs = {int(p.parent.name): p.parent for p in (tmp_path / "sweep").glob("*/environment.json")}

@@ -12,9 +12,13 @@ import torch
 
 from blockbench.axes.precisions import TOLERANCE as PARITY_TOLERANCE
 from blockbench.job.execute import parity
-from tests.helpers import TINY, run_main, store_runs
+from tests.helpers import SHARED_CACHE, TINY, run_main, store_runs
 
 pytestmark = pytest.mark.slow
+
+# main.py forked from the session's server (tests/helpers/main_server.py); the content cache shared where a test is
+# not about what the cache holds (none of these reads a cache tag).
+FAST = {"forked": True, "cache_dir": SHARED_CACHE}
 
 REQUIRED_METRICS = (
     "params_count",
@@ -63,8 +67,9 @@ def assert_sane_metrics(metrics: dict[str, float]) -> None:
         (["backend=torch", "precision=bf16", "backend.channels_last=true"], False),
     ],
 )
+@pytest.mark.usefixtures("store")
 def test_single_run_logs_a_complete_mlflow_run(tmp_path: Path, backend_args: list[str], engine_expected: bool) -> None:
-    proc = run_main(*TINY, "block=resnet", "norm=ln", "act=gelu", *backend_args, tmp_path=tmp_path)
+    proc = run_main(*TINY, "block=resnet", "norm=ln", "act=gelu", *backend_args, tmp_path=tmp_path, **FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
     (run,) = store_runs(tmp_path / "mlflow.db")
@@ -86,16 +91,16 @@ def test_single_run_logs_a_complete_mlflow_run(tmp_path: Path, backend_args: lis
 
 
 def test_torch_compile_runs_on_cpu(tmp_path: Path) -> None:
-    proc = run_main(*TINY, "backend=torch", "backend.mode=compile", "tracking.enabled=false", tmp_path=tmp_path)
+    proc = run_main(*TINY, "backend=torch", "backend.mode=compile", "tracking.enabled=false", tmp_path=tmp_path, **FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "latency median" in proc.stdout
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.usefixtures("store")
 def test_sweep_logs_children_under_one_parent(tmp_path: Path) -> None:
-    proc = run_main(
-        "-m", *TINY, "block=vgg,mobilenet", "norm=bn,ln", f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path
-    )
+    sweep = ["-m", *TINY, "block=vgg,mobilenet", "norm=bn,ln", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = run_main(*sweep, tmp_path=tmp_path, **FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = store_runs(tmp_path / "mlflow.db")
     parents = [r for r in runs if r["tags"].get("blockbench.sweep") == "parent"]
@@ -112,8 +117,10 @@ def test_sweep_logs_children_under_one_parent(tmp_path: Path) -> None:
     assert "4 jobs, 4 finished, 0 failed" in proc.stdout
 
 
+@pytest.mark.usefixtures("store")
 def test_sweep_goes_on_past_a_failed_job_and_exits_non_zero(tmp_path: Path) -> None:
-    proc = run_main("-m", *TINY, "precision=fp16,fp32", f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path)
+    sweep = ["-m", *TINY, "precision=fp16,fp32", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = run_main(*sweep, tmp_path=tmp_path, **FAST)
     assert proc.returncode != 0
     assert "2 jobs, 1 finished, 1 failed" in proc.stdout
     assert "precision=fp16 is not supported by backend=onnxruntime" in proc.stdout
@@ -133,7 +140,7 @@ def test_sweep_goes_on_past_a_failed_job_and_exits_non_zero(tmp_path: Path) -> N
     ],
 )
 def test_bad_input_gives_one_clear_message_and_no_run(tmp_path: Path, args: list[str], message: str) -> None:
-    proc = run_main(*TINY, *args, tmp_path=tmp_path)
+    proc = run_main(*TINY, *args, tmp_path=tmp_path, forked=True)  # its own cache folder: nothing written there
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert message in output
@@ -158,10 +165,11 @@ def stored_copies(tmp_path: Path, name: str) -> list[Path]:
     return sorted(tmp_path.glob(f"mlartifacts/*/*/artifacts/*/{name}"))
 
 
+@pytest.mark.usefixtures("store")
 def test_identical_model_files_are_stored_once_and_referenced(tmp_path: Path) -> None:
     args = [*TINY, "tracking.large_file_mb=0"]  # tiny files count as large here
-    first = run_main(*args, tmp_path=tmp_path)
-    second = run_main(*args, tmp_path=tmp_path)
+    first = run_main(*args, tmp_path=tmp_path, **FAST)
+    second = run_main(*args, tmp_path=tmp_path, **FAST)
     assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
     runs = sorted(store_runs(tmp_path / "mlflow.db"), key=lambda r: r["metrics"]["artifact_mb"], reverse=True)
     holder, referrer = runs
@@ -176,18 +184,20 @@ def test_identical_model_files_are_stored_once_and_referenced(tmp_path: Path) ->
     assert "MiB of artifacts stored" in second.stdout
 
 
+@pytest.mark.usefixtures("store")
 def test_a_sweep_sharing_one_export_stores_it_once_unless_asked_for_all(tmp_path: Path) -> None:
     sweep = ["-m", *TINY, "backend.intra_op_threads=1,2", "tracking.large_file_mb=0"]
-    proc = run_main(*sweep, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path)
+    proc = run_main(*sweep, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path, **FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(stored_copies(tmp_path, "model.onnx")) == 1
     every = run_main(*sweep, "tracking.keep_model_files=all", "run.force=true", f"hydra.sweep.dir={tmp_path / 's2'}",
-                     tmp_path=tmp_path)  # fmt: skip
+                     tmp_path=tmp_path, **FAST)  # fmt: skip
     assert every.returncode == 0, every.stderr[-3000:]
     assert len(stored_copies(tmp_path, "model.onnx")) == 3
 
 
 @pytest.mark.parametrize(("policy", "status"), [("warn", "FINISHED"), ("fail", "FAILED")])
+@pytest.mark.usefixtures("store")
 def test_a_parity_failure_never_loses_the_latency(compose_cfg, tmp_path: Path, monkeypatch, policy, status) -> None:
     from blockbench.axes import precisions
     from blockbench.errors import ParityError
@@ -195,7 +205,11 @@ def test_a_parity_failure_never_loses_the_latency(compose_cfg, tmp_path: Path, m
 
     monkeypatch.setitem(precisions.TOLERANCE, "fp32", 0.0)  # any rounding difference is now a failure
     cfg = compose_cfg(  # inline: the patched tolerance must reach the code that measures
-        *TINY, "run.isolation=inline", f"benchmark.parity={policy}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"
+        *TINY,
+        "run.isolation=inline",
+        f"benchmark.parity={policy}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"cache_dir={SHARED_CACHE}",
     )
     if policy == "fail":
         with pytest.raises(ParityError, match="latency is measured and logged anyway"):

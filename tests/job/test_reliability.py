@@ -1,8 +1,8 @@
 """Sweeps that survive: failure isolation, resume, kill -9, Ctrl-C, concurrent writers, bad input, caches, secrets.
 
 End-to-end tests run ``main.py`` in subprocesses with tiny widths; faults are injected with ``BLOCKBENCH_FAULT``
-(:mod:`blockbench.faults`). Unit tests drive :mod:`blockbench.cache`, :mod:`blockbench.tracking` and
-:mod:`blockbench.resume` directly against temporary sqlite stores.
+(:mod:`blockbench.job.faults`). Unit tests drive :mod:`blockbench.build.cache`, :mod:`blockbench.tracking` and
+:mod:`blockbench.recording.resume` directly against temporary sqlite stores.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from blockbench.tracking import (
     redact,
     redact_params,
 )
-from tests.helpers import ROOT, TINY, store_runs
+from tests.helpers import ROOT, SHARED_CACHE, TINY, main_py, store_runs
 
 SECRET_ENV = {
     "MLFLOW_TRACKING_PASSWORD": "hunter2-tracking-password",
@@ -59,34 +58,20 @@ SECRET_ENV = {
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow sqlite store with its schema created (a fresh one costs each test seconds of migrations)."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    Tracker(f"sqlite:///{db}", "template")
-    return db
-
-
-@pytest.fixture
-def store(tmp_path: Path, migrated_store: Path) -> Path:
-    """``tmp_path/mlflow.db``, a copy of the migrated template (no runs), where ``bb`` points ``tracking.uri``."""
-    shutil.copyfile(migrated_store, tmp_path / "mlflow.db")
-    return tmp_path / "mlflow.db"
-
-
-def bb(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python main.py`` with the store, outputs and cache under ``tmp_path`` and extra environment."""
-    return subprocess.run(
-        _main_cmd(args, tmp_path),
+def bb(
+    *args: str, tmp_path: Path, env: dict[str, str] | None = None, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python main.py`` with the store, outputs and cache (``cache``, default ``tmp_path/cache``) under ``tmp_path``
+    and extra environment; forked from the session's main.py server (:func:`tests.helpers.main_py`)."""
+    return main_py(
+        _main_cmd(args, tmp_path, cache),
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        capture_output=True,
-        text=True,
         timeout=600,
     )
 
 
-def _main_cmd(args: tuple[str, ...], tmp_path: Path) -> list[str]:
+def _main_cmd(args: tuple[str, ...], tmp_path: Path, cache: Path | None = None) -> list[str]:
     flags = [a for a in args if a in ("-m", "--multirun")]  # Hydra wants flags before the overrides
     return [
         sys.executable,
@@ -94,14 +79,16 @@ def _main_cmd(args: tuple[str, ...], tmp_path: Path) -> list[str]:
         *flags,
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
         f"hydra.run.dir={tmp_path / 'run'}",
-        f"cache_dir={tmp_path / 'cache'}",
+        f"cache_dir={cache or tmp_path / 'cache'}",
         *(a for a in args if a not in flags),
     ]
 
 
-def sweep(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def sweep(
+    *args: str, tmp_path: Path, env: dict[str, str] | None = None, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """A tiny ``-m`` sweep; every call uses the same sweep folder, as re-running the same command would."""
-    return bb("-m", *TINY, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path, env=env)
+    return bb("-m", *TINY, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path, env=env, cache=cache)
 
 
 def children(tmp_path: Path) -> list[dict]:
@@ -158,14 +145,13 @@ def test_failed_job_is_recorded_the_sweep_goes_on_and_a_rerun_resumes(tmp_path: 
 @pytest.mark.slow
 @pytest.mark.usefixtures("store")
 def test_kill_9_mid_sweep_then_rerun_leaves_every_config_finished_exactly_once(tmp_path: Path) -> None:
-    killed = sweep(
-        "block=vgg,mobilenet,resnet", tmp_path=tmp_path, env={faults.ENV: "benchmark=kill@block.name=mobilenet"}
-    )
+    fault = {faults.ENV: "benchmark=kill@block.name=mobilenet"}
+    killed = sweep("block=vgg,mobilenet,resnet", tmp_path=tmp_path, env=fault, cache=SHARED_CACHE)
     assert killed.returncode == -signal.SIGKILL
     running = [r for r in store_runs(tmp_path / "mlflow.db") if r["status"] == "RUNNING"]
     assert {r["tags"].get("block", "parent") for r in running} == {"mobilenet", "parent"}
 
-    resumed = sweep("block=vgg,mobilenet,resnet", tmp_path=tmp_path)
+    resumed = sweep("block=vgg,mobilenet,resnet", tmp_path=tmp_path, cache=SHARED_CACHE)
     assert resumed.returncode == 0, output(resumed)[-3000:]
     assert "3 jobs, 2 finished, 0 failed, 1 skipped" in resumed.stdout
     assert "is stale: process" in output(resumed)
@@ -202,7 +188,8 @@ def test_force_reruns_a_finished_config_and_a_corrupt_export_is_rebuilt(tmp_path
 @pytest.mark.slow
 @pytest.mark.usefixtures("store")
 def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep_cleanly(tmp_path: Path) -> None:
-    proc = sweep("block=vgg,mobilenet,resnet", tmp_path=tmp_path, env={faults.ENV: "build=sigint@block.name=mobilenet"})
+    fault = {faults.ENV: "build=sigint@block.name=mobilenet"}
+    proc = sweep("block=vgg,mobilenet,resnet", tmp_path=tmp_path, env=fault, cache=SHARED_CACHE)
     assert proc.returncode == 130, output(proc)[-3000:]
     assert "Traceback" not in output(proc)
     assert "sweep interrupted (SIGINT): 2 jobs, 1 finished, 0 failed, 0 skipped, 1 killed" in proc.stdout
@@ -216,7 +203,7 @@ def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep_cleanly(tmp_path: Path) 
 
 @pytest.mark.usefixtures("store")
 def test_sigterm_ends_a_single_run_killed(tmp_path: Path) -> None:
-    proc = bb(*TINY, tmp_path=tmp_path, env={faults.ENV: "benchmark=sigterm"})
+    proc = bb(*TINY, tmp_path=tmp_path, env={faults.ENV: "benchmark=sigterm"}, cache=SHARED_CACHE)
     assert proc.returncode == 143, output(proc)[-3000:]
     assert "Traceback" not in output(proc)
     (run,) = store_runs(tmp_path / "mlflow.db")
@@ -261,7 +248,7 @@ def test_two_concurrent_sweeps_on_one_store_run_each_config_exactly_once(tmp_pat
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [
         subprocess.Popen(
-            _main_cmd(("-m", *TINY, blocks, f"hydra.sweep.dir={tmp_path / name}"), tmp_path),
+            _main_cmd(("-m", *TINY, blocks, f"hydra.sweep.dir={tmp_path / name}"), tmp_path, SHARED_CACHE),
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,
@@ -447,7 +434,13 @@ def test_redact_removes_credentials_from_uris_queries_env_values_and_key_ids(mon
 
 @pytest.mark.usefixtures("store")
 def test_secrets_never_reach_params_tags_or_artifacts(tmp_path: Path) -> None:
-    proc = bb(*TINY, "tracking.run_name=bench-hunter2-tracking-password", tmp_path=tmp_path, env=SECRET_ENV)
+    proc = bb(
+        *TINY,
+        "tracking.run_name=bench-hunter2-tracking-password",
+        tmp_path=tmp_path,
+        env=SECRET_ENV,
+        cache=SHARED_CACHE,
+    )
     assert proc.returncode == 0, output(proc)[-3000:]
     (run,) = store_runs(tmp_path / "mlflow.db")
     folder = artifacts(tmp_path, run["run_id"])
@@ -645,7 +638,7 @@ def test_cache_refuses_foreign_entries_and_leaves_nothing_after_a_failed_build(t
 
 _BUILDER = """
 import logging, sys, time, pathlib
-from blockbench.cache import ContentCache
+from blockbench.build.cache import ContentCache
 root, log, events = (pathlib.Path(arg) for arg in sys.argv[1:4])
 
 def event(line):

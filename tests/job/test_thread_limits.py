@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from blockbench.config import preflight
+from blockbench.config.schema import preflight
 from blockbench.errors import ConfigError
 from tests.helpers import TINY, run_main, store_runs
 
@@ -29,7 +29,7 @@ def test_more_threads_than_usable_cpus_are_refused_naming_the_limit(
 
 
 def test_a_huge_cpu_thread_count_exits_2_and_leaves_no_run(tmp_path: Path) -> None:
-    proc = run_main(*TINY, "hardware.cpu_threads=100000", tmp_path=tmp_path, timeout=300)
+    proc = run_main(*TINY, "hardware.cpu_threads=100000", tmp_path=tmp_path, timeout=300, forked=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     output = proc.stdout + proc.stderr
     assert "hardware.cpu_threads=100000 is not allowed" in output and "Traceback" not in output

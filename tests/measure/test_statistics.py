@@ -96,11 +96,13 @@ def test_the_bootstrap_interval_of_a_ratio_covers_the_true_ratio_and_is_reproduc
 
 
 def test_the_unstable_threshold_is_trtexecs_and_every_doc_states_the_same() -> None:
-    """trtexec (TensorRT >= 10.13.2, samples/common/sampleReporting.cpp): kUNSTABLE_PERF_REPORTING_THRESHOLD{2.5F}."""
+    """trtexec (samples/common/sampleReporting.cpp, kUNSTABLE_PERF_REPORTING_THRESHOLD): 1.0F in TensorRT 8.4-10.13.0,
+    the paper's 8.5 included, which the project keeps; 2.5F since 10.13.2."""
     from blockbench.measure.statistics import UNSTABLE_COV
     from tests.helpers import ROOT
 
-    assert UNSTABLE_COV == 0.025
+    assert UNSTABLE_COV == 0.01
     for doc in ("README.md", "docs/measurement.md"):
         text = (ROOT / doc).read_text()
-        assert "CoV exceeds 2.5 %" in text or "CoV above 2.5 %" in text, doc
+        assert "CoV exceeds 1.0 %" in text or "CoV above 1.0 %" in text, doc
+        assert "CoV exceeds 2.5 %" not in text and "CoV above 2.5 %" not in text, doc

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
 from tests.helpers import ROOT, TINY, run_main, store_runs
 from tests.job.test_pipeline import artifact_files
 
@@ -43,9 +45,23 @@ def test_an_untracked_sweep_is_recorded_as_the_sweep_it_would_have_been(tmp_path
     assert {"config.yaml", "environment.json", "latencies.csv", "fingerprint.json", ".hydra/config.yaml"} <= files
     assert any(f.startswith("engine/") for f in files)
 
+    # Each job's engine is a LoggedModel of its run, with the latency the run measured linked to it.
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("blockbench")
+    models = client.search_logged_models([experiment.experiment_id])
+    assert sorted(m.source_run_id for m in models) == sorted(c["run_id"] for c in children)
+    for model in models:
+        (latency,) = [m for m in model.metrics if m.key == "latency_ms_median"]
+        run = next(c for c in children if c["run_id"] == model.source_run_id)
+        assert latency.value == run["metrics"]["latency_ms_median"] and latency.run_id == run["run_id"]
+        assert model.model_type == "onnxruntime" and model.params["block.name"] == run["tags"]["block"]
+    assert "| vgg |" in parent["tags"]["mlflow.note.content"]  # the sweep's description lists its jobs
+    assert f"mlflow.sharedViewState.sweep-{parent['run_id']}" in experiment.tags
+
     again = record(str(sweep), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
     assert again.returncode == 0 and "recorded 0 run(s)" in again.stdout and "(2 already there)" in again.stdout
     assert len(store_runs(db)) == 3
+    assert len(client.search_logged_models([experiment.experiment_id])) == 2
 
 
 def test_a_failed_untracked_run_is_kept_and_recorded_as_failed(tmp_path: Path) -> None:

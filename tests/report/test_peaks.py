@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from blockbench.report import peaks as peaks_module
-from blockbench.report.data import load_runs
 from blockbench.report.peaks import INT_GEMM_OP, DevicePeaks, measure, measure_matmul
 from blockbench.report.roofline import compute_roofline, peaks_markdown
+from blockbench.report.store import load_runs
 from tests.report.test_report import SYNTHETIC_DEVICE, SyntheticStore
 
 

@@ -25,20 +25,20 @@ import torch
 from torch import nn
 
 from blockbench.report import build_report
-from blockbench.report.data import load_runs
 from blockbench.report.evaluation import compute_findings
-from blockbench.report.findings import REPRODUCED
-from blockbench.report.paper import PAPER_ROWS
-from blockbench.report.peaks import DevicePeaks, get_peaks, measure
-from blockbench.report.roofline import (
+from blockbench.report.footprint import (
     activation_elements,
     blocknet_activation_elements,
-    compute_roofline,
     footprint,
     roofline_floor,
     run_footprint,
 )
+from blockbench.report.paper import PAPER_ROWS
+from blockbench.report.peaks import DevicePeaks, get_peaks, measure
+from blockbench.report.roofline import compute_roofline
+from blockbench.report.store import load_runs
 from blockbench.report.tables import ID_COLUMNS, PAPER_COLUMNS, build_tables
+from blockbench.report.verdict import REPRODUCED
 from tests.helpers import ROOT, TINY, run_main, store_runs
 
 SWEEP_ARGS = ("block=vgg,mobilenet", "norm=bn,ln", "precision=fp32,bf16", "backend=torch")
@@ -89,7 +89,7 @@ def test_cli_writes_every_output_and_logs_it_to_the_sweep(real_store: Path, tmp_
 
     # Table 1 in the paper's layout: the paper's 16 rows (4 blocks x 2 norms x 2 acts), ours where we ran.
     table = pd.read_csv(out / "tables" / "table_64.csv")
-    ours = ["FP32 torch (ms)", "BF16 torch (ms)"]
+    ours = ["strict FP32 torch (ms)", "BF16 torch (ms)"]
     assert list(table.columns) == ID_COLUMNS + ours + PAPER_COLUMNS
     assert len(table) == 16
     ran = table[table["Architecture"].isin(["VGG", "MobileNet"]) & (table["Act"] == "ReLU")]
@@ -108,7 +108,7 @@ def test_cli_writes_every_output_and_logs_it_to_the_sweep(real_store: Path, tmp_
         if r["tags"].get("block") == "vgg" and r["tags"].get("norm") == "bn" and r["tags"].get("precision") == "fp32"
     )
     cell = table[(table["Architecture"] == "VGG") & (table["Norm"] == "BN") & (table["Act"] == "ReLU")][
-        "FP32 torch (ms)"
+        "strict FP32 torch (ms)"
     ]
     assert float(cell.iloc[0]) == pytest.approx(vgg_bn["metrics"]["latency_ms_median"], abs=1e-6)
 
@@ -136,7 +136,7 @@ def test_tables_without_the_paper_have_only_the_rows_we_ran(real_store: Path) ->
     runs = load_runs(f"sqlite:///{real_store}", "blockbench")
     (table,) = build_tables(runs)
     assert table.resolution == 64
-    assert list(table.display.columns) == [*ID_COLUMNS, "FP32 torch (ms)", "BF16 torch (ms)"]
+    assert list(table.display.columns) == [*ID_COLUMNS, "strict FP32 torch (ms)", "BF16 torch (ms)"]
     assert [(r["Architecture"], r["Norm"]) for _, r in table.display.iterrows()] == [
         ("VGG", "BN"),
         ("MobileNet", "BN"),
@@ -258,7 +258,7 @@ SYNTHETIC = {
     ("convnext", "bn", "relu", 256, "fp16"): 6.0,
     ("vgg", "bn", "relu", 256, "fp16"): 2.5,  # ConvNeXt/VGG = 2.40 (paper 2.39: reproduced)
     ("resnet", "bn", "relu", 256, "fp16"): 1.0,  # ConvNeXt/ResNet = 6.00 (paper 2.43: magnitude differs)
-    ("mobilenet", "ln", "relu", 64, "fp32"): 2.4,  # FP16/FP32 for LN MobileNet = 3.0/2.4 = 1.25: FP16 slower
+    ("mobilenet", "ln", "relu", 64, "tf32"): 2.4,  # FP16/TF32 (the paper's FP32) for LN MobileNet = 3.0/2.4 = 1.25
 }
 
 
@@ -290,7 +290,7 @@ def test_synthetic_cells_failed_and_missing_are_never_zero(
     assert t64.loc[("ResNet", "LN", "ReLU"), "FP16 torch eager (ms)"] == "—"
     assert t64.loc[("MobileNet", "LN", "ReLU"), "FP16 torch eager (ms)"] == "3.000"
     assert t64.loc[("MobileNet", "BN", "ReLU"), "FP16 torch cuda_graph (ms)"] == "0.500"
-    assert t64.loc[("MobileNet", "LN", "ReLU"), "FP32 torch eager (ms)"] == "2.400"
+    assert t64.loc[("MobileNet", "LN", "ReLU"), "TF32 torch eager (ms)"] == "2.400"
     raw = tables[64].raw.set_index(["Architecture", "Norm", "Act"])
     assert raw.loc[("ResNet", "BN", "ReLU"), "FP16 torch eager (ms)"] == "FAILED"
     assert raw.loc[("ResNet", "LN", "ReLU"), "FP16 torch eager (ms)"] is None

@@ -1,8 +1,8 @@
 """Where the time goes, energy and the LN/GELU penalty finding, on SYNTHETIC runs (no benchmark ran).
 
 The runs are rows shaped like ``mlflow.search_runs`` output, turned into a RunSet by the report's own ``tidy``;
-their ``attr_*`` metrics come from :meth:`blockbench.attribution.Attribution.metrics` over hand-picked kernel rows,
-so every share, coverage and kernel count below can be checked against arithmetic done by hand.
+their ``attr_*`` metrics come from :meth:`blockbench.measure.attribution.Attribution.metrics` over hand-picked kernel
+rows, so every share, coverage and kernel count below can be checked against arithmetic done by hand.
 """
 
 from __future__ import annotations

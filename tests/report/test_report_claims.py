@@ -11,21 +11,19 @@ import pytest
 
 from blockbench.report.claims import CLAIMS, ClaimInputs, ClaimSpec, evaluate
 from blockbench.report.data import RunSet
-from blockbench.report.findings import (
+from blockbench.report.findings import KEYS, Finding, paper_cells
+from blockbench.report.paper import PAPER_TEXT_CLAIMS
+from blockbench.report.verdict import (
     DIRECTION_ONLY,
     HOLDS,
-    KEYS,
     NOT_TESTED,
     REPRODUCED,
     REVERSED,
     SAME,
     UNCLEAR,
-    Finding,
-    paper_cells,
     tally,
     tally_magnitude,
 )
-from blockbench.report.paper import PAPER_TEXT_CLAIMS
 
 ENGINE = "torch eager"
 

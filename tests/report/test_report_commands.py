@@ -20,8 +20,8 @@ from blockbench.compare import compare_samples
 from blockbench.measure import metric_names as names
 from blockbench.report.__main__ import COMMANDS, main, parse_args, report_command
 from blockbench.report.best_mode import best_per_config, torch_variant, torch_variants
-from blockbench.report.data import load_runs
 from blockbench.report.runs_table import latency_by_param, metrics_by_config
+from blockbench.report.store import load_runs
 from blockbench.report.tables import displayed, fmt_value, to_markdown
 from tests.helpers import ROOT
 from tests.report.test_report import SYNTHETIC_DEVICE, SyntheticStore

@@ -49,19 +49,21 @@ def _preset_params() -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store")
 def test_prebuild_fills_the_caches_and_a_rerun_builds_nothing(tmp_path: Path) -> None:
     args = ["-m", *TINY, "block=vgg,mobilenet", "run.prebuild_workers=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    first = run_main(*args, tmp_path=tmp_path)
+    first = run_main(*args, tmp_path=tmp_path, forked=True)  # its own cache: the test is what the prebuild put there
     out = first.stdout + first.stderr
     assert first.returncode == 0, out[-3000:]
     assert "prebuild: 2 built, 0 already finished, 0 failed" in out
     runs = _job_runs(tmp_path / "mlflow.db")
     assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
-    # The timed jobs found what the workers built: the ONNX export and the MAC count.
+    # The timed jobs found what the workers built: the ONNX export, the MAC count and PyTorch FP32's references.
     assert {r["tags"]["export_cache"] for r in runs} == {"hit"}
     assert {r["tags"]["complexity_cache"] for r in runs} == {"hit"}
+    assert {r["tags"]["reference_cache"] for r in runs} == {"hit"}
 
-    again = run_main(*args, tmp_path=tmp_path)
+    again = run_main(*args, tmp_path=tmp_path, forked=True)
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-3000:]
     assert "prebuild: 0 built, 2 already finished, 0 failed" in out
@@ -69,11 +71,12 @@ def test_prebuild_fills_the_caches_and_a_rerun_builds_nothing(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store")
 def test_prebuilt_torch_compile_is_an_inductor_cache_hit_in_the_timed_job(tmp_path: Path) -> None:
     # Regression: inductor fixes its cache dir in the environment the first time anything asks (meta-device ops
     # do); the workers then compiled into /tmp while the timed jobs looked in the project cache, and missed.
     args = ["-m", *TINY, "backend=torch", "backend.mode=compile", "block=mobilenet", "run.prebuild_workers=1"]
-    proc = run_main(*args, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path)
+    proc = run_main(*args, f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path, forked=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     (run,) = _job_runs(tmp_path / "mlflow.db")

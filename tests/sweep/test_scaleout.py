@@ -35,7 +35,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import blockbench.config.schema  # noqa: F401 - registers the config schemas that composing needs
-from tests.helpers import CONF, ROOT, TINY, stop_session, store_runs
+from tests.helpers import CONF, ROOT, SHARED_CACHE, TINY, stop_session, store_runs
 from tests.helpers import mlflow_server as start_mlflow_server
 
 pytestmark = [
@@ -71,7 +71,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def run_sweep(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, int, str]:
     """``python main.py -m ...`` in its own session; (exit code, its pid, output). Whatever it started is stopped."""
-    cmd = [sys.executable, str(ROOT / "main.py"), "-m", *args, f"cache_dir={tmp_path / 'cache'}"]
+    # The session's content cache: these tests read no cache tag, and GRID's exports are those test_pipeline made.
+    cmd = [sys.executable, str(ROOT / "main.py"), "-m", *args, f"cache_dir={SHARED_CACHE}"]
     proc = subprocess.Popen(
         cmd,
         cwd=tmp_path,

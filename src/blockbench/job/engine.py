@@ -1,13 +1,14 @@
 """The one sequence from a planned job to a runnable engine: model, complexity, [references], ONNX, engine, step.
 
 Timed jobs, prebuilds and interleaved comparisons all start here; every product comes from the content caches
-(:mod:`blockbench.cache`) when it was made before, keyed on what it depends on (:mod:`blockbench.job.materials`).
+(:mod:`blockbench.build.cache`) when it was made before, keyed on what it depends on (:mod:`blockbench.job.materials`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import io
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from blockbench.build import quantize
 from blockbench.build.cache import ContentCache
 from blockbench.build.complexity import Complexity, measure_complexity
 from blockbench.build.export import export_onnx
-from blockbench.job.materials import complexity_material, export_material, quantized_material
+from blockbench.job.materials import complexity_material, export_material, quantized_material, reference_material
 from blockbench.job.plan import JobPlan
 from blockbench.job.stages import Stages
 from blockbench.measure import metric_names as names
@@ -35,6 +36,7 @@ from blockbench.recording.layout import INT8_ONNX_FILE, ONNX_FILE
 log = logging.getLogger(__name__)
 
 COMPLEXITY_FILE = "complexity.json"
+REFERENCE_FILE = "reference.pt"
 AGREEMENT_INPUTS = 16  # reduced and quantized precisions: inputs whose top class is compared with PyTorch FP32's
 
 
@@ -79,9 +81,8 @@ def built_engine(plan: JobPlan, stages: Stages, references: bool) -> Iterator[En
         tags["build_only_reason"] = plan.build_only_reason
     elif references:
         with stages("reference"):
-            reference = reference_output(model, host_input, ctx)
-            inputs = agreement_inputs(plan) if ctx.precision != "fp32" else []
-            agreement = [(x, reference_output(model, x, ctx).argmax(-1)) for x in inputs]
+            reference, agreement, reference_hit = _cached_references(plan, model, host_input)
+        tags["reference_cache"] = "hit" if reference_hit else "miss"
     onnx_path: Path | None = None
     if plan.backend_class.needs_onnx:
         with stages("export"):
@@ -122,14 +123,18 @@ def open_step(plan: JobPlan) -> Iterator[InferenceStep | None]:
 
 
 def prebuild_job(plan: JobPlan) -> None:
-    """Execute a job without timing it: fill the caches its timed run reads (MAC count, ONNX export, engine).
+    """Execute a job without timing it: fill the caches its timed run reads (MAC count, references, ONNX export,
+    engine).
 
     The engine is the backend's own cache (inductor's FX-graph and kernel caches for ``torch.compile``, the engine
     cache for TensorRT); building it means ``build`` plus the first call, which is where compilers do their work.
     """
-    with open_step(plan) as step:
-        if step is not None:
-            step.output()
+    try:
+        with built_engine(plan, Stages(), references=True) as engine:  # the references too, into their cache
+            if engine.step is not None:
+                engine.step.output()
+    finally:
+        release_memory()
 
 
 def release_memory() -> None:
@@ -156,6 +161,26 @@ def _cached_complexity(plan: JobPlan) -> tuple[Complexity, bool]:
     return result, entry.hit
 
 
+def _cached_references(
+    plan: JobPlan, model: torch.nn.Module, host_input: torch.Tensor
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], bool]:
+    """PyTorch FP32's output for the timed input and its top-1 classes for the agreement inputs (reduced and
+    quantized precisions), from the reference cache: computed once per network, input and device (a prebuild
+    computes them for the sweep's timed jobs); (output, [(input, class)], hit)."""
+    ctx = plan.ctx
+    inputs = agreement_inputs(plan) if ctx.precision != "fp32" else []
+
+    def compute(folder: Path) -> None:
+        classes = [reference_output(model, x, ctx).argmax(-1) for x in inputs]
+        torch.save({"reference": reference_output(model, host_input, ctx), "classes": classes}, folder / REFERENCE_FILE)
+
+    material = reference_material(plan.config, ctx, len(inputs))
+    entry = ContentCache(ctx.cache_dir, "reference").get_or_build(material, compute)
+    saved = torch.load(io.BytesIO(entry.read_bytes(REFERENCE_FILE)), weights_only=True)
+    log.info("reference: cache %s (%s)", "hit" if entry.hit else "miss", entry.key[:12])
+    return saved["reference"], list(zip(inputs, saved["classes"], strict=True)), entry.hit
+
+
 def job_input(plan: JobPlan) -> torch.Tensor:
     """The seeded input image(s) in the run's dtype, on the host (pinned when the backend copies it per call)."""
     generator = torch.Generator().manual_seed(plan.config.seed + 1)
@@ -180,7 +205,7 @@ def _cached_export(plan: JobPlan, model: torch.nn.Module, host_input: torch.Tens
 
 
 def _cached_quantized(plan: JobPlan, export: dict, export_hit: bool) -> tuple[Path, bool]:
-    """The INT8 QDQ graph of the job's export (:mod:`blockbench.quantize`), from its own cache; (path, hit)."""
+    """The INT8 QDQ graph of the job's export (:mod:`blockbench.build.quantize`), from its own cache; (path, hit)."""
     ctx = plan.ctx
     samples = ctx.calibration_samples
 

@@ -404,10 +404,14 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
     root.addHandler(_PipeHandler(conn))
     root.setLevel(level)
 
+    warming = _warm_cuda(plan.ctx.device) if plan.ctx.is_cuda else None
+
     def enter(name: str) -> None:
         conn.send(("stage", name))
         faults.inject(name, plan.cfg, relay=lambda action: conn.send(("fault", action)))
         if name == TIMED_STAGE:
+            if warming is not None:
+                warming.join()  # long done: the model stage needed its context
             _shut_down_compile_workers()  # compiling is done: inductor's pool (and its thread) end before timing
             conn.recv()  # the parent's go: no earlier worker is still exiting
 
@@ -424,6 +428,25 @@ def _worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[s
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(0)  # no interpreter teardown (torch's): the parent reaps this exit before the next worker times
+
+
+def _warm_cuda(device: torch.device) -> threading.Thread:
+    """Create the CUDA context and cuDNN's and cuBLAS's handles (about a second in a fresh process) in a thread
+    while the main thread builds the model on the CPU; the thread has ended before the timed window opens.
+
+    A failure here is left to the main thread, which meets the same error where it is reported.
+    """
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):
+            x = torch.ones(1, 1, 4, 4, device=device)
+            torch.nn.functional.conv2d(x, torch.ones(1, 1, 1, 1, device=device))
+            torch.mm(x[0, 0], x[0, 0])
+            torch.cuda.synchronize(device)
+
+    thread = threading.Thread(target=warm, name="blockbench-cuda-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _shut_down_compile_workers() -> None:

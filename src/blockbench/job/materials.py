@@ -1,4 +1,4 @@
-"""What each cached build product depends on: the key material of the content cache (:mod:`blockbench.cache`).
+"""What each cached build product depends on: the key material of the content cache (:mod:`blockbench.build.cache`).
 
 A change to any of it — the model config, the input, the versions of the tools, the source of the code that makes
 the product — must miss the cache.
@@ -14,12 +14,13 @@ from blockbench.backends.base import JobContext
 from blockbench.build import quantize
 from blockbench.build.sources import sources_sha256
 from blockbench.config.schema import RunConfig
-from blockbench.measure.environment import package_version
+from blockbench.measure.environment import device_name, package_version
 
 # Sources a product depends on beyond its config, as globs under the package.
 EXPORT_SOURCES = ("models/*.py", "build/export.py")
 COMPLEXITY_SOURCES = ("models/*.py", "build/complexity.py")
 QUANTIZE_SOURCES = ("build/quantize.py",)
+REFERENCE_SOURCES = ("models/*.py", "job/engine.py")
 
 
 def model_material(config: RunConfig) -> dict[str, Any]:
@@ -70,4 +71,26 @@ def quantized_material(export: dict[str, Any], calibration_samples: int) -> dict
         "calibration_samples": calibration_samples,
         "versions": {"onnxruntime": package_version("onnxruntime")},
         "sources_sha256": sources_sha256(QUANTIZE_SOURCES),
+    }
+
+
+def reference_material(config: RunConfig, ctx: JobContext, agreement_inputs: int) -> dict[str, Any]:
+    """What PyTorch FP32's reference outputs depend on: the network (calibrated on the job's device), the seeded
+    inputs in the run's dtype, the device and the library versions that computed them."""
+    cuda = ctx.device.type == "cuda"
+    return {
+        "kind": "fp32-reference",
+        **model_material(config),
+        "seed": config.seed,
+        "resolution": ctx.resolution,
+        "batch": ctx.batch_size,
+        "input_dtype": str(ctx.dtype),
+        "agreement_inputs": agreement_inputs,
+        "device": device_name(ctx.device),
+        "versions": {
+            "torch": package_version("torch"),
+            "cuda": torch.version.cuda if cuda else None,
+            "cudnn": torch.backends.cudnn.version() if cuda else None,
+        },
+        "sources_sha256": sources_sha256(REFERENCE_SOURCES),
     }

@@ -12,6 +12,7 @@ from blockbench.config.schema import TrackingConfig
 from blockbench.measure import attribution, latencies
 from blockbench.recording.layout import CONFIG_FILE, ENVIRONMENT_FILE, WORKER_LOG, onnx_files
 from blockbench.tracking import Tracker
+from blockbench.tracking.logged_models import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,18 @@ CONTENT_TAG = "content_sha256"
 KEPT_FILES = (CONFIG_FILE, ENVIRONMENT_FILE, latencies.FILE, attribution.FILE, WORKER_LOG)  # logged when present
 
 
-def log_run_files(tracker: Tracker, run_id: str, tracking: TrackingConfig, work: Path, engine_files: list[Path]) -> int:
+def log_run_files(
+    tracker: Tracker,
+    run_id: str,
+    tracking: TrackingConfig,
+    work: Path,
+    engine_files: list[Path],
+    model: ModelRef | None = None,
+    model_file: Path | None = None,
+) -> int:
     """Log a run's files from its work folder (now, or later by the record command); returns the bytes this run
-    added to the artifact store."""
+    added to the artifact store. ``model``: the LoggedModel holding ``model_file`` (the engine): a large engine
+    file is then a reference to the model's copy."""
     small = [work / name for name in KEPT_FILES if (work / name).exists()]
     for path in small:  # a build-only run has no latencies
         tracker.log_artifact(run_id, path)
@@ -34,15 +44,19 @@ def log_run_files(tracker: Tracker, run_id: str, tracking: TrackingConfig, work:
     if tracking.log_engine:
         for path in engine_files:
             if path.is_file():
-                added += _log_model_file(tracker, run_id, path, "engine", tracking)
+                held = model if path == model_file else None
+                added += _log_model_file(tracker, run_id, path, "engine", tracking, held)
             elif path.is_dir():
                 tracker.log_artifact(run_id, path, "engine")
                 added += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return added
 
 
-def _log_model_file(tracker: Tracker, run_id: str, path: Path, folder: str, tracking: TrackingConfig) -> int:
-    """Log an ONNX or engine file, or a reference to the FINISHED run that stored the same bytes; bytes added.
+def _log_model_file(
+    tracker: Tracker, run_id: str, path: Path, folder: str, tracking: TrackingConfig, model: ModelRef | None = None
+) -> int:
+    """Log an ONNX or engine file, or a reference to the LoggedModel (``model``) or FINISHED run that stored the
+    same bytes; bytes added.
 
     Files under ``tracking.large_file_mb`` are always copied: a reference would save little.
     """
@@ -53,21 +67,29 @@ def _log_model_file(tracker: Tracker, run_id: str, path: Path, folder: str, trac
         return size
     digest = sha256_file(path)
     tag = f"{CONTENT_TAG}/{folder}/{path.name}"
-    holder = tracker.run_holding(tag, digest) if keep == "first_per_content" else None
+    held = model is not None and model.ready and keep == "first_per_content"
+    holder = tracker.run_holding(tag, digest) if keep == "first_per_content" and not held else None
     tracker.set_tags(run_id, {tag: digest})
-    if keep == "all" or (keep == "first_per_content" and holder is None):
+    if keep == "all" or (keep == "first_per_content" and holder is None and not held):
         tracker.log_artifact(run_id, path, folder)
         return size
-    reference = {"sha256": digest, "bytes": size, "run_id": holder, "artifact": f"{folder}/{path.name}"}
-    if holder is None:
+    reference: dict[str, object] = {
+        "sha256": digest,
+        "bytes": size,
+        "run_id": holder,
+        "artifact": f"{folder}/{path.name}",
+    }
+    if held and model is not None:
+        reference |= {"run_id": None, "model_id": model.model_id, "artifact": f"models:/{model.model_id}/{path.name}"}
+    elif holder is None:
         reference["note"] = "not stored: tracking.keep_model_files=none"
     tracker.log_text(run_id, json.dumps(reference, indent=2), f"{folder}/{path.name}.ref.json")
     log.info(
-        "tracking: %s/%s (%.0f MiB) already stored by run %s; logged a reference",
+        "tracking: %s/%s (%.0f MiB) already stored by %s; logged a reference",
         folder,
         path.name,
         size / 2**20,
-        holder,
+        f"model {reference['model_id']}" if held else f"run {holder}",
     )
     return 0
 

@@ -28,6 +28,8 @@ from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
 from blockbench.measure.metric_names import ARTIFACT_MB
 from blockbench.recording.artifacts import log_run_files
 from blockbench.recording.layout import FINGERPRINT_FILE, LEGACY_ENGINE_FILES, RUN_FILE, SWEEP_FILE
+from blockbench.recording.models import engine_file, log_measurement, record_engine
+from blockbench.recording.ui import describe_run, describe_sweep
 from blockbench.tracking import SWEEP_TAG, Tracker
 
 log = logging.getLogger(__name__)
@@ -96,17 +98,25 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
         tags = {**run["tags"], RECORD_ID_TAG: run["record_id"], RECORDED_FROM_TAG: str(path.parent.resolve())}
         run_id = tracker.start_run(run["run_name"], tags, parent_id, start_time=run["start_time"])
         tracker.log_params(run_id, run["params"])
-        tracker.log_metrics(run_id, run["metrics"])
         tracker.log_artifact(run_id, path.parent / FINGERPRINT_FILE)
         engine_files = _engine_files(run, path.parent)
+        model = None
         if engine_files is not None:  # got past the build: the files a tracked run logs
-            cfg = OmegaConf.load(path.parent / "config.yaml")
-            stored = log_run_files(tracker, run_id, cfg.tracking, path.parent, engine_files)  # type: ignore[arg-type]
+            tracking = OmegaConf.load(path.parent / "config.yaml").tracking
+            model = record_engine(
+                tracker, run_id, run["run_name"], run["params"], run["tags"], engine_files, tracking, path.parent
+            )  # type: ignore[arg-type]
+        log_measurement(tracker, run_id, run["metrics"], model)
+        tracker.set_tags(run_id, describe_run(run["tags"], run["metrics"], model))
+        if engine_files is not None:
+            files = (path.parent, engine_files, model, engine_file(engine_files))
+            stored = log_run_files(tracker, run_id, tracking, *files)  # type: ignore[arg-type]
             tracker.log_metrics(run_id, {ARTIFACT_MB: stored / 2**20})
         tracker.end(run_id, run["status"], end_time=run["end_time"])
         created.append(run_id)
         log.info("record: %s -> run %s (%s)", path.parent, run_id, run["status"])
     for parent_id in parents.values():
+        describe_sweep(tracker, parent_id)
         tracker.end(parent_id, "FINISHED")
     return created, skipped
 

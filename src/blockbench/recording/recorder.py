@@ -22,6 +22,8 @@ from blockbench.measure import metric_names as names
 from blockbench.recording.artifacts import drop_logged_files, log_run_files
 from blockbench.recording.files import write_run_file
 from blockbench.recording.layout import WORKER_LOG
+from blockbench.recording.models import engine_file, log_measurement, record_engine
+from blockbench.recording.ui import describe_run
 from blockbench.tracking import CONFIG_HASH_TAG, HEARTBEAT_TAG, STAGE_TAG, Tracker
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class MlflowRecorder(Recorder):
         super().__init__(config, identity, work)
         self.tracker = Tracker(config.tracking.uri, config.tracking.experiment)
         self.experiment_id = self.tracker.experiment_id
+        self.params: dict[str, str] = {}
 
     def begin(self, params: Mapping[str, str], fingerprint: Mapping[str, Any], skip_done: bool) -> str | None:
         claim = self.tracker.claim(
@@ -99,6 +102,7 @@ class MlflowRecorder(Recorder):
         if claim.skipped:
             return claim.reason
         self.tracker.keep_alive(claim.run_id, self.config.run.heartbeat_s)
+        self.params = dict(params)
         self.tracker.log_params(claim.run_id, params)
         self.tracker.log_text(claim.run_id, json.dumps(fingerprint, indent=2, sort_keys=True), "fingerprint.json")
         return None
@@ -111,9 +115,14 @@ class MlflowRecorder(Recorder):
         assert self.run_id is not None
         tracker, tracking = self.tracker, self.config.tracking
         tracker.log_params(self.run_id, outcome.params)
-        tracker.log_metrics(self.run_id, outcome.metrics)
-        tracker.set_tags(self.run_id, outcome.tags)
-        stored = log_run_files(tracker, self.run_id, tracking, self.work, outcome.engine_files) / 2**20
+        params, tags = {**self.params, **outcome.params}, {**self.identity.tags, **outcome.tags}
+        model = record_engine(
+            tracker, self.run_id, self.identity.name, params, tags, outcome.engine_files, tracking, self.work
+        )
+        log_measurement(tracker, self.run_id, outcome.metrics, model)
+        tracker.set_tags(self.run_id, {**outcome.tags, **describe_run(tags, outcome.metrics, model)})
+        files = (self.work, outcome.engine_files, model, engine_file(outcome.engine_files))
+        stored = log_run_files(tracker, self.run_id, tracking, *files) / 2**20
         tracker.log_metrics(self.run_id, {names.ARTIFACT_MB: stored})
         if not outcome.failed:  # else everything is logged, and fail() ends the run FAILED
             tracker.finish(self.run_id)

@@ -17,10 +17,10 @@ from typing import Any
 
 from blockbench.config.paths import project_root, source_root
 from blockbench.measure.environment import git_commit
-from blockbench.report.breakdown import Breakdown, breakdown_markdown, build_breakdown
-from blockbench.report.data import RunSet, environment, load_runs
+from blockbench.report.breakdown_report import Breakdown, breakdown_markdown, build_breakdown
+from blockbench.report.data import RunSet
 from blockbench.report.evaluation import compute_findings
-from blockbench.report.figures import latency_figures
+from blockbench.report.figures import INTERVAL_REPEATS, INTERVAL_WHAT, latency_figures
 from blockbench.report.findings import Finding, findings_markdown, write_findings
 from blockbench.report.peaks import DevicePeaks
 from blockbench.report.provenance import source_check
@@ -32,6 +32,7 @@ from blockbench.report.roofline import (
     summary_table,
     write_roofline,
 )
+from blockbench.report.store import environment, load_runs
 from blockbench.report.tables import Table, build_tables, markdown_section, to_markdown, write_tables
 
 __all__ = ["Report", "build_report", "load_runs"]
@@ -49,6 +50,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     roofline: Roofline | None = None
     breakdown: Breakdown | None = None  # where the time goes, energy
+    commit: str = ""  # the report code's commit, read before any output is written (a rewritten output is no change)
 
     @property
     def index(self) -> Path:
@@ -67,7 +69,7 @@ def build_report(
 ) -> Report:
     """Write tables, figures, findings and roofline for ``runs`` into ``out_dir``, indexed by ``report.md``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = Report(out_dir)
+    report = Report(out_dir, commit=_report_commit())
     report.tables = build_tables(runs, metric, compare_paper)
     report.files += write_tables(report.tables, out_dir, metric, compare_paper)
     figures = latency_figures(runs, out_dir, metric, compare_paper)
@@ -152,7 +154,7 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
         f"- Parity beyond tolerance (latency kept): {_parity_failures(frame)}",
         f"- Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by "
         f"`{' '.join(shlex.quote(a) for a in ['python', '-m', 'blockbench.report', *sys.argv[1:]])}` "
-        f"at blockbench commit {_report_commit()}",
+        f"at blockbench commit {report.commit or _report_commit()}",
         "",
         "Missing cells: `—` = configuration not run, `FAILED` = every run of it failed, `built, not timed` = an "
         "engine was built (e.g. TensorRT-RTX on a machine without a GPU it runs on) but never run; never shown as 0.",
@@ -166,6 +168,12 @@ def index_markdown(runs: RunSet, report: Report, metric: str, compare_paper: boo
     for table in report.tables:
         r = table.resolution
         lines += [f"![Latency at {r}×{r}](figures/latency_{r}.png)", ""]
+    if report.tables:
+        lines += [
+            f"{INTERVAL_WHAT} {INTERVAL_REPEATS} Each figure's caption counts the bars without one (runs that "
+            "logged no interval, and the paper's values).",
+            "",
+        ]
     if report.breakdown is not None:
         lines += breakdown_markdown(report.breakdown)
     lines += ["## Findings", "", "Details per cell: [findings.md](findings.md), [findings.csv](findings.csv).", ""]

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from blockbench.config.paths import default_tracking_uri, project_root
 from blockbench.report import best_mode, build_report, runs_table
-from blockbench.report.data import ReportDataError, load_runs
 from blockbench.report.peaks import DevicePeaks
+from blockbench.report.store import ReportDataError, load_runs
 from blockbench.report.tables import displayed, to_markdown
 from blockbench.tracking import Tracker
 

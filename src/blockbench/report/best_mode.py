@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from blockbench.report.data import AXES, load_runs, newest_per_config, sort_rows
+from blockbench.report.data import AXES, newest_per_config, sort_rows
+from blockbench.report.store import load_runs
 from blockbench.report.tables import displayed, to_markdown
 
 CONFIG = list(AXES)

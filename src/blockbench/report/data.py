@@ -1,28 +1,24 @@
 """MLflow runs -> one tidy frame: a row per job, the paper's axes as columns, and an engine label per row.
 
-Everything the report shows is derived from this frame, so the choice of runs (one sweep, several, or a whole
-experiment) and the meaning of a "cell" (which runs are repeats of one configuration) are decided here once.
+Everything the report shows is derived from this frame, so the meaning of a "cell" (which runs are repeats of one
+configuration) is decided here once; which runs (one sweep, several, or a whole experiment) is
+:mod:`blockbench.report.store`'s choice.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import numpy as np
 import pandas as pd
 
 from blockbench.axes.blocks import ACT_LABELS, ACTIVATIONS, BLOCK_LABELS, BLOCKS, NORM_LABELS, NORMS
 from blockbench.axes.precisions import NAMES, PRECISIONS
-from blockbench.measure import latencies
-from blockbench.tracking import PARENT_TAG, SWEEP_TAG
+from blockbench.report.verdict import STRICT_FP32
+from blockbench.tracking import PARENT_TAG
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +28,9 @@ AXES = ("block", "norm", "act", "resolution", "precision")
 BLOCK_ORDER, NORM_ORDER, ACT_ORDER, PRECISION_ORDER = BLOCKS, NORMS, ACTIVATIONS, NAMES
 BLOCK_NAMES, NORM_NAMES, ACT_NAMES = BLOCK_LABELS, NORM_LABELS, ACT_LABELS
 PRECISION_NAMES = {p.name: p.label for p in PRECISIONS.values()}
+# How the report prints a precision: the record's label, but "strict FP32" for fp32 (TF32 off), unlike the
+# paper's FP32 column (TensorRT's default, TF32 allowed), which our TF32 is.
+PRECISION_SHOWN = PRECISION_NAMES | {"fp32": STRICT_FP32}
 
 # Where each axis lives: a tag set by the pipeline, else the flattened config param.
 AXIS_SOURCES = {
@@ -97,29 +96,6 @@ def sort_rows(table: pd.DataFrame, by: Sequence[str], paper_order: Sequence[str]
     return table.sort_values(list(by), key=key).reset_index(drop=True)
 
 
-def store_lock(uri: str) -> AbstractContextManager[object]:
-    """The pipeline's lock on an sqlite store (concurrent sweeps write to it), or nothing where there is none."""
-    try:
-        from blockbench.tracking import store_lock as pipeline_lock
-    except ImportError:  # an older tracking module without store locks
-        return nullcontext()
-    return pipeline_lock(uri)
-
-
-@contextmanager
-def tracking_uri(uri: str) -> Iterator[None]:
-    """``mlflow.search_runs`` reads the global tracking URI; set it for the block and restore it after."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        # None = back to "not set" (mlflow also unsets the MLFLOW_TRACKING_URI it exported)
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
-
-
 @dataclass
 class RunSet:
     """The runs one report covers and where they came from."""
@@ -144,127 +120,6 @@ def label_order(label: str) -> tuple[int, str]:
     """Engines in a stable order: ONNX Runtime, PyTorch eager, then the rest alphabetically."""
     rank = {"onnxruntime": 0, "torch": 1, "torch eager": 1, "tensorrt": 3}
     return (rank.get(label, 2), label)
-
-
-class ReportDataError(RuntimeError):
-    """The store holds nothing to report on (no experiment, no sweep, no runs); the message says what to do."""
-
-
-def search(uri: str, experiment: str, filter_string: str = "", order_by: list[str] | None = None) -> pd.DataFrame:
-    """``mlflow.search_runs`` on one experiment of one store, as a pandas frame."""
-    import mlflow
-
-    with store_lock(uri), tracking_uri(uri):
-        if mlflow.get_experiment_by_name(experiment) is None:
-            raise ReportDataError(f"experiment {experiment!r} does not exist in {uri}")
-        found = mlflow.search_runs(
-            experiment_names=[experiment], filter_string=filter_string, order_by=order_by, output_format="pandas"
-        )
-    assert isinstance(found, pd.DataFrame)
-    return found
-
-
-def latest_sweep(uri: str, experiment: str) -> str | None:
-    """Run id of the newest sweep parent run (tag ``blockbench.sweep = parent``), or None."""
-    parents = search(uri, experiment, f"tags.`{SWEEP_TAG}` = 'parent'", order_by=["attributes.start_time DESC"])
-    return None if parents.empty else str(parents.iloc[0]["run_id"])
-
-
-def load_runs(uri: str, experiment: str, parent_runs: Sequence[str] | None = ("latest",)) -> RunSet:
-    """Children of the given sweep parents (``latest`` = newest sweep), or every run when ``parent_runs`` is None.
-
-    Parent runs themselves are never rows: they hold no benchmark, only the sweep's bookkeeping.
-    """
-    import mlflow
-
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        # MLflow would create an empty database there; a report never writes a store it was only to read.
-        raise ReportDataError(
-            f"no MLflow store at {uri}; run a sweep first (python main.py -m ...) or pass --tracking-uri"
-        )
-    with tracking_uri(uri):
-        exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        raise ReportDataError(
-            f"experiment {experiment!r} does not exist in {uri}; run a sweep first "
-            f"(python main.py -m ...) or pass --tracking-uri/--experiment"
-        )
-    parent_ids: list[str] = []
-    if parent_runs is not None:
-        for given in parent_runs:
-            if given == "latest":
-                found = latest_sweep(uri, experiment)
-                if found is None:
-                    raise ReportDataError(
-                        f"no sweep (parent run tagged {SWEEP_TAG}=parent) in experiment {experiment!r} of {uri}; "
-                        "run one with `python main.py -m ...` or pass --all-runs"
-                    )
-                parent_ids.append(found)
-            else:
-                parent_ids.append(given)
-    frames = []
-    parents: list[dict[str, str]] = []
-    if parent_runs is None:
-        everything = search(uri, experiment)
-        tag = f"tags.{SWEEP_TAG}"
-        is_parent = everything[tag].eq("parent") if tag in everything else pd.Series(False, index=everything.index)
-        frames.append(everything[~is_parent])
-    else:
-        for parent_id in dict.fromkeys(parent_ids):
-            parent = search(uri, experiment, f"attributes.run_id = '{parent_id}'")
-            if parent.empty:
-                raise ReportDataError(f"run {parent_id} is not in experiment {experiment!r} of {uri}")
-            row = parent.iloc[0]
-            skipped = skipped_run_ids(row.get("tags.sweep_dir"), parent_id)
-            parents.append(
-                {
-                    "run_id": parent_id,
-                    "run_name": str(row.get("tags.mlflow.runName", "")),
-                    "status": str(row.get("status", "")),
-                    "skipped_runs": str(len(skipped)),
-                }
-            )
-            frames.append(search(uri, experiment, f"tags.`{PARENT_TAG}` = '{parent_id}'"))
-            if skipped:
-                listed = ", ".join(f"'{run_id}'" for run_id in skipped)
-                frames.append(search(uri, experiment, f"attributes.run_id IN ({listed})"))
-    frames = [f for f in frames if not f.empty]
-    raw = pd.concat(frames, ignore_index=True).drop_duplicates("run_id") if frames else pd.DataFrame()
-    if raw.empty:
-        where = f"sweep(s) {', '.join(parent_ids)}" if parent_ids else f"experiment {experiment!r}"
-        raise ReportDataError(f"no runs in {where} of {uri}")
-    frame, variant_keys = tidy(raw)
-    return RunSet(frame, uri, experiment, str(exp.experiment_id), parents, variant_keys)
-
-
-def skipped_run_ids(sweep_dir: object, parent_id: str) -> list[str]:
-    """Runs a resumed sweep skipped because an earlier sweep had them FINISHED: they belong in its report.
-
-    The sweep records them only in its folder (``<sweep_dir>/*/result.json``, status ``skipped``, with the
-    existing run's id), so this works where the sweep ran; elsewhere the report covers the sweep's own children.
-    """
-    if not isinstance(sweep_dir, str) or not sweep_dir:
-        return []
-    folder = Path(sweep_dir)
-    try:
-        info = json.loads((folder / "sweep.json").read_text())
-    except (OSError, ValueError):
-        return []
-    if info.get("parent_run_id") != parent_id:
-        return []
-    found = []
-    for path in sorted(folder.glob("*/result.json")):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if (
-            result.get("status") == "skipped"
-            and result.get("sweep_id") == info.get("sweep_id")
-            and result.get("run_id")
-        ):
-            found.append(str(result["run_id"]))
-    return found
 
 
 def _first(row: pd.Series, columns: Sequence[str]) -> Any:
@@ -388,40 +243,3 @@ def _mode(series: pd.Series | None) -> float:
         return math.nan
     series = series.dropna()
     return float(series.mode().iloc[0]) if len(series) else math.nan
-
-
-def _artifact_path(runs: RunSet, row: pd.Series, name: str) -> Path:
-    """A run's artifact as a local file: read in place from a local store, else downloaded."""
-    import mlflow
-
-    uri = str(row["artifact_uri"])
-    if uri.startswith("file:"):
-        return Path(urlparse(uri).path) / name
-    with tracking_uri(runs.tracking_uri):
-        return Path(mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path=name))
-
-
-def load_samples(runs: RunSet, timing: str = "per_request") -> dict[str, np.ndarray]:
-    """The kept latency samples (``latencies.csv``) of every FINISHED timed run; runs without them are left out."""
-    found: dict[str, np.ndarray] = {}
-    for _, row in runs.finished.iterrows():
-        try:
-            values = latencies.read(_artifact_path(runs, row, latencies.FILE).read_text(), timing)
-        except Exception as exc:  # noqa: BLE001 - a run without samples only loses its intervals
-            log.debug("no %s for %s: %s", latencies.FILE, row["run_id"], exc)
-            continue
-        if values.size:
-            found[str(row["run_id"])] = values
-    return found
-
-
-def environment(runs: RunSet) -> dict[str, Any]:
-    """The environment.json artifact of the newest FINISHED run (versions, GPU, driver), or {} if unreadable."""
-
-    finished = runs.finished.sort_values("start_time", ascending=False)
-    for _, row in finished.head(3).iterrows():
-        try:
-            return dict(json.loads(_artifact_path(runs, row, "environment.json").read_text()))
-        except Exception as exc:  # noqa: BLE001 - a missing or unreadable artifact only loses the versions line
-            log.debug("no environment.json for %s: %s", row["run_id"], exc)
-    return {}

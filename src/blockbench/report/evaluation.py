@@ -1,13 +1,14 @@
 """The findings of a run set: every claim of the paper, the new comparisons and the penalty breakdown, evaluated
-by the one verdict rule (:mod:`blockbench.report.findings`). Apart from the rule's module, which the claims and the
-breakdown build on."""
+by the one verdict rule (:mod:`blockbench.report.verdict`, a leaf that the claims, their arithmetic in
+:mod:`blockbench.report.findings` and the breakdown import)."""
 
 from __future__ import annotations
 
 from blockbench.report.breakdown import penalty_finding
 from blockbench.report.claims import CLAIMS, ClaimInputs, evaluate
-from blockbench.report.data import RunSet, load_samples
+from blockbench.report.data import RunSet
 from blockbench.report.findings import BOOTSTRAPPED_METRIC, Finding, our_cells, paper_cells
+from blockbench.report.store import load_samples
 
 
 def compute_findings(runs: RunSet, metric: str = BOOTSTRAPPED_METRIC) -> list[Finding]:

@@ -2,6 +2,13 @@
 precision, architectures on the x axis, one bar per norm/activation pair.
 
 Missing bars are labelled on the axis (``not run`` / ``FAILED`` / ``built, not timed``) rather than drawn at zero.
+
+Each measured bar carries its run's 95 % interval of the median as an error bar (``<metric>_ci95_low/high``, the
+order-statistic interval over that run's own samples, :mod:`blockbench.measure.statistics`): noise within one process,
+not the variation between rebuilds or separately launched runs. A configuration with several runs is drawn as the
+median of their medians with an error bar from the lowest low to the highest high of their intervals. Bars whose
+runs logged no interval, and the paper's bars (a mean of 3, no spread published), have none; each figure's caption
+(:func:`interval_caption`) says so and counts them.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from matplotlib.patches import Patch
 
 from blockbench.report.data import (
     ACT_NAMES,
+    AXES,
     BLOCK_NAMES,
     BUILT,
     BUILT_MARK,
     FAILED,
     NORM_NAMES,
-    PRECISION_NAMES,
+    OK,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     ordered,
@@ -42,6 +51,58 @@ PAIR_COLOURS = {
 }
 FALLBACK_COLOURS = ("#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 PAPER_LABEL = "paper (TensorRT 8.5, RTX 3090 Ti)"
+# The paper's FP32 is TensorRT's default build (TF32 allowed), not our strict FP32: its panels say so.
+PAPER_PRECISION_SHOWN = PRECISION_SHOWN | {"fp32": "FP32 (TF32 allowed)"}
+INTERVAL_GID = "median_ci95"  # the SVG id prefix of every error bar: ``median_ci95-<block>-<norm>-<act>``
+INTERVAL_WHAT = (
+    "Error bars: 95 % interval of each run's median (order statistics over that run's samples): within one "
+    "process's samples; does not cover rebuild-to-rebuild variation (the findings allow ±5 % for it)."
+)
+INTERVAL_REPEATS = (
+    "A configuration with several runs: bar = median of their medians, error bar = lowest to highest of their "
+    "intervals."
+)
+
+
+def cell_intervals(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per cell (the axes and label of :func:`cells`): ``ci_low`` = the lowest and ``ci_high`` = the highest bound
+    of its FINISHED runs' 95 % intervals of ``metric`` (``<metric>_ci95_low/high``), NaN unless every run with a
+    value logged one; ``n_runs`` = those runs."""
+    keys = [*AXES, "label"]
+    low, high = f"{metric}_ci95_low", f"{metric}_ci95_high"
+    columns = [*keys, "ci_low", "ci_high", "n_runs"]
+    if metric not in frame:
+        return pd.DataFrame(columns=columns)
+    done = frame[(frame["status"] == "FINISHED") & frame[metric].notna()]
+    done = done.assign(**{c: done[c] if c in done else math.nan for c in (low, high)})
+    out = []
+    for key, group in done.groupby(keys, dropna=False):
+        complete = group[low].notna().all() and group[high].notna().all()
+        record = dict(zip(keys, key, strict=True))
+        record.update(
+            ci_low=float(group[low].min()) if complete else math.nan,
+            ci_high=float(group[high].max()) if complete else math.nan,
+            n_runs=len(group),
+        )
+        out.append(record)
+    return pd.DataFrame(out, columns=columns)
+
+
+def interval_caption(intervals: pd.DataFrame, drawn: int) -> str:
+    """What the error bars of one figure cover, and which bars have none; ``drawn`` = measured bars in it."""
+    with_ci = int(intervals["ci_low"].notna().sum())
+    several = intervals["n_runs"] > 1
+    parts = [INTERVAL_WHAT]
+    if several.any():
+        union = ", error bar = lowest to highest of their intervals"
+        union = union if intervals["ci_low"][several].notna().any() else ""
+        count = int(several.sum())
+        parts.append(f"Configurations with several runs ({count} here): bar = median of their medians{union}.")
+    missing = drawn - with_ci
+    if missing:
+        parts.append(f"No error bar on {missing} of {drawn} measured bars: their runs logged no interval.")
+    parts.append("The paper's bars have none (a mean of 3 runs, no spread published).")
+    return " ".join(parts)
 
 
 def pair_name(norm: str, act: str) -> str:
@@ -87,9 +148,24 @@ def _panel(ax: plt.Axes, grid: pd.DataFrame, blocks: list[str], pairs: list[tupl
                 continue
             value = float(cell["value"])
             ax.bar(x, value, width * 0.92, color=_colour(pair, j), edgecolor="white", linewidth=0.5)
+            low, high = (float(cell.get(c, math.nan)) for c in ("ci_low", "ci_high"))
+            label_at = value
+            if not (math.isnan(low) or math.isnan(high)):
+                bars = ax.errorbar(
+                    x,
+                    value,
+                    yerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
+                    fmt="none",
+                    ecolor="#222222",
+                    elinewidth=0.9,
+                    capsize=2.0,
+                    capthick=0.9,
+                )
+                bars.lines[2][0].set_gid(f"{INTERVAL_GID}-{block}-{pair[0]}-{pair[1]}")
+                label_at = max(value, high)
             ax.text(
                 x,
-                value * 1.08 if log else value + top * 0.01,
+                label_at * 1.08 if log else label_at + top * 0.01,
                 f"{value:.3g}",
                 rotation=90,
                 ha="center",
@@ -125,7 +201,9 @@ def latency_figures(
     """``figures/latency_<res>.png`` and ``.svg`` per resolution; returns the written files."""
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
-    grid = cells(runs.frame, metric)
+    keys = [*AXES, "label"]
+    intervals = cell_intervals(runs.frame, metric)
+    grid = cells(runs.frame, metric).merge(intervals.drop(columns="n_runs"), on=keys, how="left")
     paper = pd.DataFrame(paper_records()).rename(columns={"latency_ms": "value"}).assign(state="ok", label=PAPER_LABEL)
     blocks = ordered("block", list(runs.frame["block"]))
     pairs = _pairs(runs.frame)
@@ -149,7 +227,8 @@ def latency_figures(
         for ax, (label, precision, data) in zip(axes.flat, panels, strict=False):
             panel_blocks = blocks if label != PAPER_LABEL else ordered("block", [*blocks, *data["block"]])
             panel_pairs = pairs if label != PAPER_LABEL else _pairs(data)
-            _panel(ax, data, panel_blocks, panel_pairs, f"{label} · {PRECISION_NAMES.get(precision, precision)}")
+            shown = PAPER_PRECISION_SHOWN if label == PAPER_LABEL else PRECISION_SHOWN
+            _panel(ax, data, panel_blocks, panel_pairs, f"{label} · {shown.get(precision, precision)}")
             what = "mean of 3" if label == PAPER_LABEL else metric_name
             log_note = " (log scale)" if ax.get_yscale() == "log" else ""
             ax.set_ylabel(f"latency, {what} (ms){log_note}", fontsize=10)
@@ -173,6 +252,9 @@ def latency_figures(
             fontsize=10,
             bbox_to_anchor=(0.5, 1 - 0.42 / height),
         )
+        drawn = int(((here["state"] == OK) & here["value"].notna()).sum())
+        caption = interval_caption(intervals[intervals["resolution"] == resolution], drawn)
+        fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=8, wrap=True)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.68 / height))
         written += save(fig, folder / f"latency_{resolution}")
     return written

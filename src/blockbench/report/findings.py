@@ -1,17 +1,8 @@
-"""The paper's claims recomputed from our runs, each beside the paper's own number and with a verdict, plus
-the comparisons the paper could not make (``ln`` vs ``ln_native``, eager vs compiled, engines, precisions).
+"""The arithmetic every claim shares -- our cells and the paper's, pairs, intervals, detail rows -- and the
+findings in writing (``findings.md``, ``.csv``, ``.json``).
 
-Every claim is a ratio between cells (configurations) and every ratio is judged by one rule (:func:`direction`):
-where the runs kept their samples, the ratio's 95 % interval comes from a bootstrap of both cells' medians
-(:mod:`blockbench.statistics`); the claim *holds* in a cell when the whole interval lies beyond ``1 + MARGIN`` in
-the claimed direction, is *reversed* when it lies beyond the bound on the other side, is *equivalent* when it lies
-within ``1 ± MARGIN``, and *cannot tell* otherwise. The margin absorbs what the interval does not cover: two runs
-made minutes apart drift by a few percent (clocks, temperature, kernel choices). The paper's tables, and runs
-without samples, have no interval: their point ratio is placed by the same rule. A claim's verdict counts its cells
-in each class; "holds" only when every tested cell holds.
-
-This module holds that rule, the arithmetic every claim shares (cells, pairs, intervals, detail rows) and the
-output; the claims themselves are a table of specifications in :mod:`blockbench.report.claims`.
+The rule that judges every ratio is :mod:`blockbench.report.verdict`; the claims themselves are a table of
+specifications in :mod:`blockbench.report.claims`, evaluated by :mod:`blockbench.report.evaluation`.
 """
 
 from __future__ import annotations
@@ -19,52 +10,38 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from blockbench.measure.statistics import (
-    CANNOT_TELL,
-    EQUIVALENT,
-    HIGHER,
-    LOWER,
-    RATIO_METHOD,
-    SEED,
-    bootstrap_medians,
-    classify,
-    interval,
-)
+from blockbench.measure.statistics import SEED, bootstrap_medians, interval
 from blockbench.report.data import (
     ACT_NAMES,
     AXES,
     BLOCK_NAMES,
     NORM_NAMES,
     OK,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     order_key,
+    ordered,
 )
 from blockbench.report.paper import paper_records
 from blockbench.report.tables import to_markdown
+from blockbench.report.verdict import (
+    PAPER_PRECISION,
+    comparable,
+    own_scope,
+    precision_names,
+    rule_text,
+)
 
-MARGIN = 0.05  # ratios within 1 ± 5 % are "equivalent": the drift between two separately launched runs
-MAGNITUDE_TOLERANCE = 0.25  # a speed-up within ±25 % of the paper's counts as reproduced
 KEYS = [*AXES, "label"]
-# Our precision -> the paper's column it is compared with. The paper's "FP32" is TensorRT's default build,
-# which allows TF32; our strict fp32 is compared with it too when no tf32 run exists (noted in the output).
-PAPER_PRECISION = {"tf32": "fp32", "fp32": "fp32", "fp16": "fp16"}
-FP32_CLASS = ("tf32", "fp32")  # preference order for "the FP32 column"
 MAX_DETAIL_ROWS = 60
 BOOTSTRAPPED_METRIC = "latency_ms_median"  # the metric whose samples are kept: intervals exist for it only
-
-HOLDS, REVERSED, SAME, UNCLEAR, NOT_TESTED = "holds", "reversed", "equivalent", CANNOT_TELL, "not tested"
-MIXED = "mixed"
-REPRODUCED, DIRECTION_ONLY, CONTRADICTED = "reproduced", "direction holds, magnitude differs", "contradicted"
-_CLASS_WORDS = {HIGHER: HOLDS, LOWER: REVERSED, EQUIVALENT: SAME}
 
 
 @dataclass
@@ -86,101 +63,15 @@ def x(value: float) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.2f}×"
 
 
-def direction(ratio: float, low: float = math.nan, high: float = math.nan) -> str:
-    """The rule every claim uses, for a ratio (slow/fast as the claim predicts) and its 95 % interval."""
-    if not math.isfinite(ratio):
-        return NOT_TESTED
-    return _CLASS_WORDS.get(classify(ratio, low, high, MARGIN), UNCLEAR)
-
-
-def directions(rows: pd.DataFrame) -> list[str]:
-    """:func:`direction` of every row of a :func:`pairs` frame."""
-    return [direction(r, lo, hi) for r, lo, hi in _with_bounds(rows)]
-
-
-def magnitude(ratio: float, paper: float, low: float = math.nan, high: float = math.nan) -> str:
-    """A speed-up against the paper's: the direction first (:func:`direction`), then within ±25 % reproduced."""
-    held = direction(ratio, low, high)
-    if held != HOLDS:
-        return CONTRADICTED if held == REVERSED else held
-    if not math.isfinite(paper):
-        return DIRECTION_ONLY
-    return REPRODUCED if abs(math.log(ratio / paper)) <= math.log(1 + MAGNITUDE_TOLERANCE) else DIRECTION_ONLY
-
-
-def magnitudes(rows: pd.DataFrame) -> list[str]:
-    """:func:`magnitude` of every row of a :func:`pairs` frame with a ``paper_ratio`` column."""
-    columns = [rows[c] for c in ("ratio", "paper_ratio", "low", "high")]
-    return [magnitude(r, p, lo, hi) for r, p, lo, hi in zip(*columns, strict=True)]
-
-
-def tally(verdicts: pd.Series, scope: str = "cells") -> str:
-    """A claim's verdict from its cells': ``holds (n of n cells)`` only when all hold, likewise ``reversed`` and
-    ``equivalent``; otherwise ``mixed`` with the count of each class."""
-    verdicts = pd.Series(verdicts)
-    verdicts = verdicts[verdicts != NOT_TESTED]
-    n = len(verdicts)
-    if n == 0:
-        return NOT_TESTED
-    counts = verdicts.value_counts()
-    parts = [f"{word} in {counts[word]}" for word in (HOLDS, REVERSED, SAME, UNCLEAR) if counts.get(word, 0)]
-    for word in (HOLDS, REVERSED, SAME):
-        if counts.get(word, 0) == n:
-            return f"{word} ({n} of {n} {scope})" + (f" within ±{MARGIN:.0%}" if word == SAME else "")
-    return f"{MIXED}: {', '.join(parts)} (of {n} {scope})"
-
-
-def tally_magnitude(verdicts: pd.Series) -> str:
-    """Overall verdict of a "≈ N× faster" claim: how many cells reproduce the number, keep only the direction,
-    contradict it, or show no difference / cannot tell; ``mixed`` only when the cells disagree."""
-    verdicts = pd.Series(verdicts)
-    verdicts = verdicts[verdicts != NOT_TESTED]
-    if verdicts.empty:
-        return NOT_TESTED
-    counts = verdicts.value_counts()
-    parts = [f"{counts[v]} {v}" for v in (REPRODUCED, DIRECTION_ONLY, CONTRADICTED, SAME, UNCLEAR) if counts.get(v, 0)]
-    n = len(verdicts)
-    uniform = [v for v in (REPRODUCED, CONTRADICTED, SAME) if counts.get(v, 0) == n]
-    if uniform:
-        head = uniform[0]
-    elif counts.get(REPRODUCED, 0) + counts.get(DIRECTION_ONLY, 0) == n:
-        head = DIRECTION_ONLY
-    else:
-        head = MIXED
-    return f"{head} ({'; '.join(parts)}; of {n} cells)"
-
-
-def which_faster(ratio: float, low: float, high: float, den_name: str, num_name: str) -> str:
-    """For ``ratio = num/den``: which side is faster by the rule, in words."""
-    d = direction(ratio, low, high)
-    return {HOLDS: f"{den_name} faster", REVERSED: f"{num_name} faster"}.get(d, d)
-
-
-def faster_words(rows: pd.DataFrame, den_name: str, num_name: str) -> list[str]:
-    """:func:`which_faster` of every row of a :func:`pairs` frame."""
-    return [which_faster(r, lo, hi, den_name, num_name) for r, lo, hi in _with_bounds(rows)]
-
-
-def _with_bounds(rows: pd.DataFrame) -> Iterator[tuple[float, float, float]]:
-    """(ratio, low, high) of every row."""
-    return zip(rows["ratio"], rows["low"], rows["high"], strict=True)
-
-
-def count_faster(rows: pd.DataFrame, den_name: str, num_name: str) -> str:
-    """``ln_native faster in 10 of 12 cells, ln faster in 1, equivalent in 1``."""
-    d = pd.Series(directions(rows), dtype=object) if len(rows) else pd.Series(dtype=object)
-    d = d[d != NOT_TESTED]
-    if d.empty:
-        return NOT_TESTED
-    text = f"{den_name} faster in {int((d == HOLDS).sum())} of {len(d)} cells"
-    for word, label in (
-        (REVERSED, f"{num_name} faster"),
-        (SAME, f"equivalent within ±{MARGIN:.0%}"),
-        (UNCLEAR, UNCLEAR),
-    ):
-        if (d == word).any():
-            text += f", {label} in {int((d == word).sum())}"
-    return text
+def spread_by_precision(rows: pd.DataFrame) -> str:
+    """:func:`spread` of the rows' ratios, those at a precision the paper lacks (strict FP32) given apart."""
+    if rows.empty or "precision" not in rows or rows["precision"].map(comparable).all():
+        return spread(rows["ratio"]) if "ratio" in rows else spread(pd.Series(dtype=float))
+    own = ~rows["precision"].map(comparable).astype(bool)
+    parts = [f"{spread(rows[~own]['ratio'])} at {precision_names(rows[~own]['precision'])}"] if (~own).any() else []
+    for precision in ordered("precision", list(rows[own]["precision"])):
+        parts.append(f"{own_scope(precision)}: {spread(rows[rows['precision'] == precision]['ratio'])}")
+    return "; ".join(parts)
 
 
 def spread(values: pd.Series) -> str:
@@ -252,7 +143,8 @@ def pairs(frame: pd.DataFrame, axis: str, num: str, den: str, keys: list[str] = 
 
 
 def with_paper(ours: pd.DataFrame, paper: pd.DataFrame, on: list[str]) -> pd.DataFrame:
-    """Attach the paper's ratio for the same cell (our tf32/fp32 <-> paper FP32, fp16 <-> FP16)."""
+    """Attach the paper's ratio for the same cell (our tf32 <-> the paper's FP32, fp16 <-> FP16; strict fp32, bf16
+    and int8 have no paper column: NaN)."""
     if ours.empty:
         return ours.assign(paper_ratio=pd.Series(dtype=float))
     ours = ours.assign(_pp=ours["precision"].map(PAPER_PRECISION)) if "precision" in on else ours.copy()
@@ -279,7 +171,7 @@ def pretty(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         elif key == "act":
             series = series.map(lambda v: ACT_NAMES.get(v, v))
         elif key == "precision":
-            series = series.map(lambda v: PRECISION_NAMES.get(v, v))
+            series = series.map(lambda v: PRECISION_SHOWN.get(v, v))
         elif key == "resolution":
             series = series.map(lambda v: f"{v}×{v}")
         elif key.endswith("_ms"):
@@ -309,17 +201,6 @@ def ordered_rank(axis: str, value: object) -> tuple[int, str]:
     return (int(rank[0]), str(rank[1]).zfill(8))
 
 
-def fp32_class(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (other keys): keep tf32 where it exists, else fp32, relabelled ``fp32`` (the paper's FP32 column)."""
-    tf32 = frame[frame["precision"] == "tf32"]
-    fp32 = frame[frame["precision"] == "fp32"]
-    other = [k for k in KEYS if k != "precision"]
-    covered = fp32.merge(tf32[other], on=other, how="left", indicator=True)
-    fp32_only = covered[covered["_merge"] == "left_only"].drop(columns="_merge")
-    rest = frame[~frame["precision"].isin(FP32_CLASS)]
-    return pd.concat([tf32.assign(precision="fp32"), fp32_only, rest], ignore_index=True)
-
-
 # --- the findings in writing ------------------------------------------------------------------------------
 
 
@@ -340,18 +221,7 @@ def findings_markdown(found: list[Finding], metric: str) -> str:
     lines = [
         "# Findings: the paper's claims re-tested on our runs",
         "",
-        f"Latency metric: `{metric}`. **Verdict rule**, the same for every claim and every cell: the ratio the "
-        f"claim predicts to be above 1 (slow / fast) has a 95 % interval ({RATIO_METHOD}, both cells' kept samples "
-        f"resampled); the claim **holds** in a cell when the whole interval lies above {1 + MARGIN:.2f}, is "
-        f"**reversed** when it lies below 1/{1 + MARGIN:.2f}, is **equivalent** when it lies within ±{MARGIN:.0%} "
-        f"of 1, and **cannot tell** otherwise. The ±{MARGIN:.0%} margin is the drift between two separately "
-        "launched runs, which the interval (noise within each run) does not cover. The paper's tables, and runs "
-        "without kept samples, have no interval: their point ratio is placed by the same rule. A claim's verdict "
-        "is *holds* (or *reversed*, *equivalent*) only when every tested cell says so, else *mixed* with the count "
-        f"of each. A speed-up is *reproduced* when it holds and lies within ±{MAGNITUDE_TOLERANCE:.0%} of the "
-        "paper's. The paper's values are computed from its "
-        "Tables 1–3 (reference data, TensorRT 8.5 on an RTX 3090 Ti) with the same arithmetic; its FP32 column is "
-        "compared with our TF32 runs, or strict FP32 where no TF32 run exists.",
+        f"Latency metric: `{metric}`. " + rule_text(),
         "",
         to_markdown(summary),
         "",

@@ -2,8 +2,8 @@
 
 A run's ``git_commit`` tag may come from ``BLOCKBENCH_GIT_COMMIT`` (a copy without ``.git``), which nothing checks
 when the run is made; its ``source_sha256`` tag is the hash of the code that actually ran
-(:func:`blockbench.environment.source_sha256`). Where the named commit exists in this checkout's repository, the
-same hash of that commit's tree (:func:`blockbench.sources.commit_sha256`) says whether they agree.
+(:func:`blockbench.measure.environment.source_sha256`). Where the named commit exists in this checkout's repository, the
+same hash of that commit's tree (:func:`blockbench.build.sources.commit_sha256`) says whether they agree.
 """
 
 from __future__ import annotations

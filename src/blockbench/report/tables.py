@@ -21,7 +21,7 @@ from blockbench.report.data import (
     BUILT_MARK,
     FAILED,
     NORM_NAMES,
-    PRECISION_NAMES,
+    PRECISION_SHOWN,
     RunSet,
     cells,
     ordered,
@@ -62,7 +62,7 @@ def fmt_ms(value: float) -> str:
 
 
 def latency_column(precision: str, label: str) -> str:
-    return f"{PRECISION_NAMES.get(precision, precision.upper())} {label} (ms)"
+    return f"{PRECISION_SHOWN.get(precision, precision.upper())} {label} (ms)"
 
 
 def paper_lookup() -> dict[tuple[str, int, str, str], tuple[float, float, float, float]]:
@@ -195,7 +195,7 @@ TABLE_LEGEND = (
 PAPER_LEGEND = (
     "`Paper …` columns are the paper's published numbers (reference data transcribed from its Tables 1–3: "
     "TensorRT 8.5, RTX 3090 Ti) — not measured here. The paper's FP32 is TensorRT's default (TF32 allowed): "
-    "compare it with our TF32 columns."
+    "compare it with our TF32 columns. Our `strict FP32` columns (TF32 off) have no counterpart in the paper."
 )
 
 

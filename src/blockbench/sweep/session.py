@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from blockbench import interrupts
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError
 from blockbench.job import launch
+from blockbench.recording.ui import describe_sweep
 from blockbench.sweep import prebuild
 from blockbench.sweep.folder import SweepFolder
 from blockbench.sweep.summary import print_sweep_summary
@@ -135,6 +136,7 @@ class Sweep:
                     if info.get("prebuild"):
                         metrics |= {f"prebuild_{key}": value for key, value in info["prebuild"].items()}
                     tracker.log_metrics(info["parent_run_id"], metrics)
+                    describe_sweep(tracker, info["parent_run_id"])
                     tracker.end(info["parent_run_id"], "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
                 except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
                     log.error("error: could not end the sweep's parent run: %s", exc)

@@ -9,6 +9,7 @@ One module per concern; every importer uses the names re-exported here:
 * :mod:`.redaction` — secrets never reach the store: params, tags, text artifacts and printed URIs are redacted.
 * :mod:`.location` — where a store lives, whether it answers, how to open it in the MLflow UI.
 * :mod:`.tags` — the names of the tags blockbench puts on runs.
+* :mod:`.logged_models` — MLflow 3 LoggedModels (the engines), through a tracker's client and lock.
 """
 
 from blockbench.tracking.liveness import Heartbeat, owner_gone, owner_tags

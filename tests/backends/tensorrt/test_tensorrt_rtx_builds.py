@@ -8,6 +8,7 @@ library knows, which must end in one parser error. The count of engines built is
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,9 +21,10 @@ from blockbench.backends.tensorrt.cache import PLAN_FILE
 from blockbench.job.faults import PLANTED_NODE, PLANTED_OP
 from blockbench.measure import metric_names as names
 from tests.helpers import ENGINES_BUILT, ROOT, TINY, store_runs
+from tests.helpers import main_py as forked_main_py
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is installed by the test extras: pip install -e .[test]")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("store")]  # a migrated store: not about creating one
 
 RTX = ["backend=tensorrt", "backend.library=tensorrt_rtx", "benchmark.progress=false"]
 VARIANTS = ["block=vgg,resnet,mobilenet,convnext", "norm=bn,ln", "act=relu,gelu"]
@@ -41,7 +43,7 @@ def main_py(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> su
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=1200)
+    return forked_main_py(cmd, cwd=tmp_path, env=full_env, timeout=1200)  # forked from the session's main.py server
 
 
 def children(tmp_path: Path) -> list[dict]:
@@ -49,7 +51,14 @@ def children(tmp_path: Path) -> list[dict]:
 
 
 def engine_artifacts(tmp_path: Path, run_id: str) -> list[Path]:
-    return sorted(tmp_path.glob(f"mlartifacts/*/{run_id}/artifacts/engine/*.engine"))
+    """The engine files a run logged: stored with the run, or referred to (``.ref.json``) in its LoggedModel's."""
+    found = list(tmp_path.glob(f"mlartifacts/*/{run_id}/artifacts/engine/*.engine"))
+    for ref in tmp_path.glob(f"mlartifacts/*/{run_id}/artifacts/engine/*.engine.ref.json"):
+        reference = json.loads(ref.read_text())
+        (stored,) = tmp_path.glob(f"mlartifacts/*/models/{reference['model_id']}/artifacts/{ref.name[:-9]}")
+        assert sha256(stored) == reference["sha256"] and stored.stat().st_size == reference["bytes"]
+        found.append(stored)
+    return sorted(found)
 
 
 def sha256(path: Path) -> str:

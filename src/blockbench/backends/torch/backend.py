@@ -198,7 +198,10 @@ class TorchBackend(Backend):
         if self.ctx.is_cuda:
             torch.cuda.synchronize(self.ctx.device)
             torch.cuda.empty_cache()
-        torch._dynamo.reset()
+        if self.settings.mode in ("compile", "aoti"):
+            # Only a compiled mode has dynamo state to clear; on a GPU, reset() imports inductor (seconds in a
+            # fresh worker process that never needed it).
+            torch._dynamo.reset()
 
 
 def _fx_graph_cache_counts() -> tuple[int, int]:
