@@ -645,7 +645,7 @@ def test_cache_refuses_foreign_entries_and_leaves_nothing_after_a_failed_build(t
 
 _BUILDER = """
 import logging, sys, time, pathlib
-from blockbench.cache import ContentCache
+from blockbench.build.cache import ContentCache
 root, log, events = (pathlib.Path(arg) for arg in sys.argv[1:4])
 
 def event(line):

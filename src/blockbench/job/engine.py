@@ -1,7 +1,7 @@
 """The one sequence from a planned job to a runnable engine: model, complexity, [references], ONNX, engine, step.
 
 Timed jobs, prebuilds and interleaved comparisons all start here; every product comes from the content caches
-(:mod:`blockbench.cache`) when it was made before, keyed on what it depends on (:mod:`blockbench.job.materials`).
+(:mod:`blockbench.build.cache`) when it was made before, keyed on what it depends on (:mod:`blockbench.job.materials`).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _cached_export(plan: JobPlan, model: torch.nn.Module, host_input: torch.Tens
 
 
 def _cached_quantized(plan: JobPlan, export: dict, export_hit: bool) -> tuple[Path, bool]:
-    """The INT8 QDQ graph of the job's export (:mod:`blockbench.quantize`), from its own cache; (path, hit)."""
+    """The INT8 QDQ graph of the job's export (:mod:`blockbench.build.quantize`), from its own cache; (path, hit)."""
     ctx = plan.ctx
     samples = ctx.calibration_samples
 

@@ -1,4 +1,4 @@
-"""What each cached build product depends on: the key material of the content cache (:mod:`blockbench.cache`).
+"""What each cached build product depends on: the key material of the content cache (:mod:`blockbench.build.cache`).
 
 A change to any of it — the model config, the input, the versions of the tools, the source of the code that makes
 the product — must miss the cache.
