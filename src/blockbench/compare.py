@@ -8,7 +8,7 @@
 The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, a fixed seed, so
 the same samples always give the same interval): the ratio of two medians has no exact distribution-free interval,
 and the bootstrap needs no assumption about the latency distribution. Verdict, at a threshold ``t`` (default 1 %),
-worded by :func:`blockbench.statistics.describe`: "B is slower (faster) than A by x–y %" when the whole interval
+worded by :func:`blockbench.measure.statistics.describe`: "B is slower (faster) than A by x–y %" when the whole interval
 lies above ``1 + t`` (below ``1 / (1 + t)``); "within ±t %" when it lies between the two; otherwise "cannot tell at
 ±t %", with the interval, which then crosses a bound (it may still exclude 1).
 

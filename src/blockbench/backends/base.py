@@ -147,7 +147,7 @@ class Backend(ABC):
 
     def attribute(self, step: InferenceStep, iterations: int) -> Attribution:
         """Profile ``iterations`` inferences of ``step`` after the timed loop (never during it) and join each
-        kernel, node or layer to the network's modules (:mod:`blockbench.attribution`)."""
+        kernel, node or layer to the network's modules (:mod:`blockbench.measure.attribution`)."""
         raise NotImplementedError(f"backend={self.name} has no profiler hook")
 
     def runtime_state(self) -> dict[str, str]:
@@ -161,7 +161,7 @@ class Backend(ABC):
 
     @classmethod  # noqa: B027 - optional hook: most backends time nothing while building
     def forget_prebuild_timings(cls, cache_dir: Path, since: float) -> None:
-        """Drop choices builders made by timing on a shared GPU since ``since`` (:mod:`blockbench.prebuild`)."""
+        """Drop choices builders made by timing on a shared GPU since ``since`` (:mod:`blockbench.sweep.prebuild`)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends just drop references
         """Release engines, sessions and graphs so the next job in this process starts clean."""

@@ -1,7 +1,7 @@
 """Plan a job: validate every value and this machine's ability to run it; no work, nothing written.
 
 This is the one place that reads the composed ``DictConfig``; every stage below takes the typed
-:class:`~blockbench.config.RunConfig` and the resolved :class:`~blockbench.backends.JobContext`.
+:class:`~blockbench.config.schema.RunConfig` and the resolved :class:`~blockbench.backends.base.JobContext`.
 """
 
 from __future__ import annotations

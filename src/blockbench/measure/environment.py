@@ -115,7 +115,7 @@ def git_commit(root: Path) -> str:
 @lru_cache(maxsize=1)
 def source_sha256() -> str:
     """SHA-256 of the code that runs (every ``src/blockbench/**/*.py`` and ``conf/`` file as this process reads
-    them, :func:`blockbench.sources.checkout_files`): what a commit name claims, made checkable."""
+    them, :func:`blockbench.build.sources.checkout_files`): what a commit name claims, made checkable."""
     return sources.tree_sha256(sources.checkout_files())
 
 

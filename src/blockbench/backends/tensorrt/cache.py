@@ -1,11 +1,11 @@
 """Persistent TensorRT caches shared across runs, under ``<cache_dir>/tensorrt/``.
 
-* Engines are entries of the project's content-addressed cache (:class:`blockbench.cache.ContentCache`, namespace
+* Engines are entries of the project's content-addressed cache (:class:`blockbench.build.cache.ContentCache`, namespace
   ``engines``), keyed by :func:`engine_material`: built once under a lock, renamed into place whole, every file
   hashed against the entry's manifest before it is trusted.
 * Timing caches (and TensorRT-RTX runtime caches) are one mutable file per library release and target, merged
-  across jobs (:class:`SharedCacheFile`): written with :func:`blockbench.cache.atomic_write` under
-  :func:`blockbench.cache.locked`.
+  across jobs (:class:`SharedCacheFile`): written with :func:`blockbench.build.cache.atomic_write` under
+  :func:`blockbench.build.cache.locked`.
 """
 
 from __future__ import annotations
