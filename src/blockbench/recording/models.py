@@ -32,6 +32,7 @@ from blockbench.measure.metric_names import LATENCY_MEDIAN
 from blockbench.recording.layout import ENVIRONMENT_FILE
 from blockbench.tracking import Tracker
 from blockbench.tracking.logged_models import LoggedModels, ModelRef
+from blockbench.tracking.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def record_engine(
     model = models.find_or_create(
         ENGINE_TAG,
         digest,
-        name=_NOT_IN_NAMES.sub("_", run_name) or kind,
+        name=_NOT_IN_NAMES.sub("_", redact(run_name)) or kind,  # redacted before a secret is cut apart
         model_type=kind,
         source_run_id=run_id,
         params={k: v for k, v in params.items() if k.startswith(MODEL_PARAM_PREFIXES)},

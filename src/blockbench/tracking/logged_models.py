@@ -67,7 +67,7 @@ class LoggedModels:
                 return found
             model = self.tracker.client.create_logged_model(
                 self.tracker.experiment_id,
-                name=name,
+                name=redact(name),
                 source_run_id=source_run_id,
                 tags={**{k: redact(str(v)) for k, v in tags.items()}, tag: value},
                 params=redact_params(params),
