@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from blockbench.config import argv as cli
 from blockbench.config.paths import conf_dir, project_root
-from blockbench.config.schema import argv as cli
 from tests.helpers import CONF, ROOT, TINY, main_py
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from blockbench.config.schema import preflight
+from blockbench.config import preflight
 from blockbench.errors import ConfigError
 from tests.helpers import TINY, run_main, store_runs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,9 @@ def test_prebuilt_torch_compile_is_an_inductor_cache_hit_in_the_timed_job(tmp_pa
     (run,) = _job_runs(tmp_path / "mlflow.db")
     assert run["tags"]["compile_cache"] == "hit"
     assert list((tmp_path / "cache" / "inductor").rglob("*.py")), "kernels belong in the project cache"
+    # The timed job loaded the prebuilt graph without a pool of compile processes (started and stopped per worker).
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:
+        (threads,) = con.execute(
+            "SELECT value FROM params WHERE run_uuid=? AND key='state.inductor_compile_threads'", (run["run_id"],)
+        ).fetchone()
+    assert threads == "1"

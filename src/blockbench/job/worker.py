@@ -30,6 +30,7 @@ from blockbench.job.plan import JobPlan
 from blockbench.job.stages import Stages, mark_failed_stage
 
 TIMED_STAGE = "benchmark"
+COMPILE_THREADS_ENV = "TORCHINDUCTOR_COMPILE_THREADS"  # inductor reads it once, when its config is imported
 
 
 class _PipeHandler(logging.Handler):
@@ -57,6 +58,7 @@ def worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[st
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(environ)  # the parent's environment as it is now, not the server's from when it started
+    _compile_threads_from_environment()
     os.chdir(cwd)
     if plan.ctx.is_cuda and torch.cuda._is_in_bad_fork():  # the server initialised CUDA: this process cannot use it
         conn.send(("bad_fork",))
@@ -118,6 +120,15 @@ def _warm_cuda(device: torch.device) -> threading.Thread:
     thread = threading.Thread(target=warm, name="blockbench-cuda-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def _compile_threads_from_environment() -> None:
+    """Inductor's compile threads as the parent's environment says now: the fork server imported inductor's config
+    (which reads ``TORCHINDUCTOR_COMPILE_THREADS`` once) before a sweep's prebuild set it for the timed jobs."""
+    config = sys.modules.get("torch._inductor.config")
+    value = os.environ.get(COMPILE_THREADS_ENV, "")
+    if config is not None and value.isdigit() and int(value) > 0:
+        config.compile_threads = int(value)
 
 
 def _shut_down_compile_workers() -> None:

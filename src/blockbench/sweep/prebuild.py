@@ -39,6 +39,7 @@ from blockbench.config.paths import conf_dir
 from blockbench.errors import ConfigError
 from blockbench.job.engine import prebuild_job
 from blockbench.job.plan import plan_job, run_name
+from blockbench.job.worker import COMPILE_THREADS_ENV
 from blockbench.recording import resume
 from blockbench.tracking import Tracker
 
@@ -95,7 +96,7 @@ def prebuild(config: DictConfig) -> PrebuildSummary:
     started, start = time.time(), time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="blockbench-prebuild-") as scratch,
-        _environment(TORCHINDUCTOR_COMPILE_THREADS=str(threads)),  # workers read it at import
+        _environment(**{COMPILE_THREADS_ENV: str(threads)}),  # workers read it at import
         ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool,
     ):
         futures = [pool.submit(_build, overrides, f"{scratch}/{i}", done) for i, overrides in enumerate(jobs)]

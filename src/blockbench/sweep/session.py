@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import threading
 import uuid
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from blockbench import interrupts
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError
 from blockbench.job import launch
+from blockbench.job.worker import COMPILE_THREADS_ENV
 from blockbench.recording.ui import describe_sweep
 from blockbench.sweep import prebuild
 from blockbench.sweep.folder import SweepFolder
@@ -70,12 +72,14 @@ class Sweep:
         folder.write(info)
         launcher = OmegaConf.select(config, "hydra.launcher._target_")
         sweep = cls(folder, config.run.heartbeat_s, jobs_run_here=launcher == prebuild.BASIC_LAUNCHER)
+        modes = f"{OmegaConf.select(config, 'backend.mode')} {info['overrides']}"
         if sweep.jobs_run_here and config.run.isolation == "process":  # its imports overlap the prebuild
-            modes = f"{OmegaConf.select(config, 'backend.mode')} {info['overrides']}"
             launch.start_server(compiles="compile" in modes or "aoti" in modes)
         if config.run.prebuild_workers:
             info["prebuild"] = dataclasses.asdict(_prebuild(config))
             folder.write(info)
+            if "compile" in modes or "aoti" in modes:
+                _compile_timed_jobs_in_process()
         if config.tracking.enabled and not sweep.jobs_run_here:
             sweep._watch_for_parent()
         return sweep
@@ -141,6 +145,15 @@ class Sweep:
                 except BlockbenchError as exc:  # the summary still matters; the next sweep reaps the parent run
                     log.error("error: could not end the sweep's parent run: %s", exc)
         print_sweep_summary(self.folder.path, info, results, interrupted)
+
+
+def _compile_timed_jobs_in_process() -> None:
+    """After a prebuild each timed job loads its compiled graph from inductor's caches. A pool of compile processes
+    (one per core, each importing torch) would cost every job's worker seconds to start and to stop before it times,
+    so the timed jobs compile in their own process, unless the user set the number of compile threads."""
+    if COMPILE_THREADS_ENV not in os.environ:
+        os.environ[COMPILE_THREADS_ENV] = "1"
+        log.info("prebuild done: timed jobs load the prebuilt graphs without a pool of compile processes")
 
 
 def _prebuild(config: DictConfig) -> prebuild.PrebuildSummary:
