@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import psutil
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
 from blockbench.axes.precisions import PRECISIONS
+from blockbench.config.schema import RunConfig
 from blockbench.errors import ConfigError
 from blockbench.models import build_skeleton
 from blockbench.models.network import calibration_batch
@@ -56,7 +56,7 @@ def largest_activation(model: nn.Module, resolution: int) -> int:
     return largest
 
 
-def memory_need(cfg: DictConfig) -> MemoryNeed:
+def memory_need(cfg: RunConfig) -> MemoryNeed:
     model = build_skeleton(cfg)
     size = int(cfg.resolution.size)
     params = sum(p.numel() for p in model.parameters())
@@ -80,7 +80,7 @@ def available_bytes(device: torch.device) -> int:
 SHAPE_LIMIT_BYTES = 2**60  # torch's storage-size arithmetic overflows int64 a little above this
 
 
-def check_memory(cfg: DictConfig, device: torch.device) -> None:
+def check_memory(cfg: RunConfig, device: torch.device) -> None:
     """Refuse a job whose lower-bound memory need exceeds what its device has free, naming both and the knobs."""
     have = available_bytes(device)
     size = int(cfg.resolution.size)

@@ -45,7 +45,7 @@ def plan_job(cfg: DictConfig) -> JobPlan:
     preflight.check_job(cfg)
     config = typed_config(cfg)
     device = resolve_device(config.hardware.device)
-    check_memory(cfg, device)
+    check_memory(config, device)
     settings = config.backend
     backend_class = registry.backend_class(settings.name)
     ctx = JobContext(
