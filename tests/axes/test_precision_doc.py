@@ -9,7 +9,7 @@ import pandas as pd
 
 from blockbench.measure.statistics import UNSTABLE_COV
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 

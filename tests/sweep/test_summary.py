@@ -60,7 +60,7 @@ def test_summary_marks_a_cov_between_trtexecs_two_thresholds_unstable(
     compose_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture[str], cov: float, unstable: bool
 ) -> None:
     """1.5 % is stable by trtexec's 2.5 % (TensorRT >= 10.13.2) but not by its 1 % (8.4-10.13.0, the paper's 8.5)."""
-    sweep._print_summary(compose_cfg(), _timed_result("pass", 1e-7, cov))
+    sweep.print_run_summary(compose_cfg(), _timed_result("pass", 1e-7, cov))
     out = capsys.readouterr().out
     assert ("UNSTABLE (> 1 %)" in out) is unstable
 
