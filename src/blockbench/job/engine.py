@@ -110,13 +110,14 @@ def built_engine(plan: JobPlan, stages: Stages, references: bool) -> Iterator[En
 
 
 @contextmanager
-def open_step(plan: JobPlan) -> Iterator[InferenceStep | None]:
+def open_step(plan: JobPlan, references: bool = False) -> Iterator[InferenceStep | None]:
     """The job's engine as an inference step, built by the job's own sequence without timing or tracking.
 
     What prebuilding and interleaved comparisons need; None for a build-only job; released on exit.
+    ``references``: also fill the reference cache (PyTorch FP32's outputs) that the timed job reads.
     """
     try:
-        with built_engine(plan, Stages(), references=False) as engine:
+        with built_engine(plan, Stages(), references=references) as engine:
             yield engine.step
     finally:
         release_memory()
@@ -129,12 +130,9 @@ def prebuild_job(plan: JobPlan) -> None:
     The engine is the backend's own cache (inductor's FX-graph and kernel caches for ``torch.compile``, the engine
     cache for TensorRT); building it means ``build`` plus the first call, which is where compilers do their work.
     """
-    try:
-        with built_engine(plan, Stages(), references=True) as engine:  # the references too, into their cache
-            if engine.step is not None:
-                engine.step.output()
-    finally:
-        release_memory()
+    with open_step(plan, references=True) as step:
+        if step is not None:
+            step.output()
 
 
 def release_memory() -> None:
