@@ -120,7 +120,7 @@ def _logged_run(uri: str, experiment: str, samples: np.ndarray, folder: Path) ->
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     run_id = client.create_run(experiment_id).info.run_id
     folder.mkdir(parents=True)
-    latencies.write(folder / latencies.FILE, [("per_request", samples)])
+    latencies.write(folder / latencies.FILE, [[("per_request", samples)]])
     client.log_artifact(run_id, str(folder / latencies.FILE))
     client.set_terminated(run_id)
     return run_id

@@ -201,9 +201,15 @@ def test_latencies_file_round_trip_and_the_older_layout(tmp_path) -> None:
     from blockbench.measure import latencies
 
     path = tmp_path / latencies.FILE
-    latencies.write(path, [("per_request", np.array([1.0, 2.0])), ("h2d", np.array([0.5]))])
+    latencies.write(path, [[("per_request", np.array([1.0, 2.0])), ("h2d", np.array([0.5]))]])
     text = path.read_text()
     assert latencies.read(text).tolist() == [1.0, 2.0] and latencies.read(text, "h2d").tolist() == [0.5]
     assert latencies.read(text, "pipelined").size == 0
     older = "sample,latency_ms\n0,1.5\n1,2.5\n"  # written before the timing column existed: per-request only
     assert latencies.read(older).tolist() == [1.5, 2.5] and latencies.read(older, "pipelined").size == 0
+    one_trial = "timing,sample,latency_ms\nper_request,0,1.5\nh2d,0,0.5\n"  # before the trial column
+    assert latencies.read_trials(one_trial)[0].tolist() == [1.5] and latencies.read(one_trial, "h2d").tolist() == [0.5]
+    latencies.write(path, [[("per_request", np.array([1.0, 2.0]))], [("per_request", np.array([3.0]))]])
+    trials = latencies.read_trials(path.read_text())
+    assert [t.tolist() for t in trials] == [[1.0, 2.0], [3.0]]
+    assert latencies.read(path.read_text()).tolist() == [1, 2, 3]

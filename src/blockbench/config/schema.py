@@ -34,6 +34,8 @@ COMPLEXITY_COUNTERS = ("thop", "ptflops")
 TIMINGS = ("per_request", "pipelined", "both")
 CACHE_STATES = ("warm", "flushed")
 PARITY_POLICIES = ("warn", "fail")
+TRIAL_BUILDS = ("fresh", "shared")
+THROTTLE_POLICIES = ("tag", "discard")
 KEEP_MODEL_FILES = ("all", "first_per_content", "none")
 
 
@@ -108,10 +110,21 @@ class BenchmarkConfig(BenchmarkSettings):
     # warn | fail: a run beyond its precision's tolerance keeps its latency either way
     parity: str = choice(PARITY_POLICIES, "warn")
     attribution: bool = False  # a profiled pass after timing: time per block and operator class (attribution.py)
+    target_precision: float = 0.0  # > 0: stop once the median's 95 % interval is within ± this fraction
+    trials: int = at_least(1, 1)  # independent trials: each a fresh worker process and a fresh engine build
+    trial_builds: str = choice(TRIAL_BUILDS, "fresh")  # fresh: each trial's engine cache starts empty
+    throttle: str = choice(THROTTLE_POLICIES, "tag")  # discard: drop the samples taken while the GPU throttled
+    throttle_clock_fraction: float = 0.75  # an SM clock below this fraction of its maximum counts as throttled
 
     def check_rules(self, prefix: str) -> None:
         if self.max_s < self.min_s:
             raise refuse(f"{prefix}max_s", self.max_s, f"it must be >= {prefix}min_s ({self.min_s!r})")
+        if not 0.0 <= self.target_precision < 1.0:
+            raise refuse(
+                f"{prefix}target_precision", self.target_precision, "it must be a fraction in [0, 1), e.g. 0.005"
+            )
+        if not 0.0 < self.throttle_clock_fraction <= 1.0:
+            raise refuse(f"{prefix}throttle_clock_fraction", self.throttle_clock_fraction, "it must be in (0, 1]")
 
 
 @dataclass

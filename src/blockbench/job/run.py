@@ -75,7 +75,7 @@ def run_job(
         stage = "tracking"
         enter(stage)
         faults.inject(stage, cfg)
-        write_results(ctx.work_dir, environment, execution.state, execution.series, execution.attribution)
+        write_results(ctx.work_dir, environment, execution.state, [execution.series], execution.attribution)
         outcome = Outcome(
             metrics=execution.metrics,
             tags=execution.tags,

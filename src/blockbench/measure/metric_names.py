@@ -32,3 +32,19 @@ ENERGY_PER_INFERENCE = "energy_mj_per_inference"  # the device's energy over the
 ENERGY_MEAN_W = "energy_mean_w"  # that energy over the window's length
 ENERGY_WINDOW_S = "energy_window_s"
 ATTR_COVERAGE = "attr_coverage"  # attributed time / measured latency median (attribution.py)
+STOP_REASON_TAG = "stop_reason"  # why the per-request loop stopped: precision reached | min_iters/min_s | max_s
+# benchmark.trials: each trial a fresh worker process and engine build (job/trials.py)
+TRIALS = "trials"  # trials measured; latency_ms_median is then the median of their medians
+TRIAL_MEDIAN = "trial_latency_ms_median"  # one value per trial, logged with step = trial index
+TRIAL_MEDIAN_CI_LOW = "trial_latency_ms_median_ci95_low"  # that trial's within-trial interval
+TRIAL_MEDIAN_CI_HIGH = "trial_latency_ms_median_ci95_high"
+TRIAL_BUILD_S = "trial_build_s"
+# The interval of the median over trials that covers rebuilds (two-level bootstrap, statistics.py); trials >= 2
+LATENCY_MEDIAN_TRIALS_CI_LOW = "latency_ms_median_trials_ci95_low"
+LATENCY_MEDIAN_TRIALS_CI_HIGH = "latency_ms_median_trials_ci95_high"
+# The GPU observed from the parent through the timed window (measure/observer.py)
+THROTTLED_S = "throttled_s"  # seconds of the window with the SM clock low or a throttle reason set
+THROTTLE_DISCARDED = "throttle_discarded"  # benchmark.throttle=discard: samples dropped inside throttled spans
+WINDOW_SM_CLOCK_MIN = "window_sm_clock_min_mhz"
+WINDOW_POWER_MAX_W = "window_power_max_w"
+WINDOW_TEMPERATURE_MAX = "window_temperature_max_c"

@@ -18,3 +18,4 @@ class BenchmarkSettings:
     progress: bool = True  # the parent process reports a long stage's elapsed time (never the measuring process)
     timing: str = "per_request"  # per_request | pipelined | both
     cache: str = "warm"  # warm | flushed
+    target_precision: float = 0.0  # > 0: stop once the median's 95 % interval is within ± this fraction of it

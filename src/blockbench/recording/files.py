@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from blockbench.measure import attribution, latencies
@@ -38,14 +37,14 @@ def write_results(
     work: Path,
     environment: Mapping[str, Any],
     state: Mapping[str, str],
-    series: Sequence[tuple[str, np.ndarray]],
+    trials: Sequence[latencies.Series],
     rows: attribution.Attribution | None,
 ) -> None:
-    """What the worker measured: the state it measured under, every sample, the attribution rows."""
+    """What the worker measured: the state it measured under, every sample of every trial, the attribution rows."""
     if state:
         write_json(work / ENVIRONMENT_FILE, {**environment, MEASURED_STATE_KEY: dict(state)})
-    if series:
-        latencies.write(work / latencies.FILE, series)
+    if any(len(samples) for series in trials for _, samples in series):
+        latencies.write(work / latencies.FILE, trials)
     if rows is not None:
         attribution.write(rows, work / attribution.FILE)
 
