@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blockbench.compare import compare_samples, main
+from blockbench.compare import compare_samples, compare_trials, main
 from tests.helpers import ROOT, SHARED_CACHE, TINY, run_main, store_runs
 
 
@@ -107,10 +107,14 @@ def test_interleave_times_both_tiny_networks_alternately(capsys) -> None:
     assert main([*args, *tiny, "cache_dir=/tmp/blockbench-compare-cache"]) == 0
     out = capsys.readouterr().out
     assert "A: mobilenet-bn-relu-64-fp32-onnxruntime (cpu, compute)" in out and "(12 samples)" in out
+    assert "\ninterval: within one process (one build of each side, interleaved;" in out
 
 
-def _logged_run(uri: str, experiment: str, samples: np.ndarray, folder: Path) -> str:
-    """A run in ``experiment`` holding ``samples`` as its latencies.csv, as a timed job logs them."""
+def _logged_run(
+    uri: str, experiment: str, samples: np.ndarray | list[np.ndarray], folder: Path, tags: dict[str, str] | None = None
+) -> str:
+    """A run in ``experiment`` holding ``samples`` (one array, or one per trial) as its latencies.csv, as a timed
+    job logs them."""
     from mlflow.tracking import MlflowClient
 
     from blockbench.measure import latencies
@@ -118,9 +122,10 @@ def _logged_run(uri: str, experiment: str, samples: np.ndarray, folder: Path) ->
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run_id = client.create_run(experiment_id).info.run_id
+    run_id = client.create_run(experiment_id, tags=tags or {}).info.run_id
     folder.mkdir(parents=True)
-    latencies.write(folder / latencies.FILE, [[("per_request", samples)]])
+    trials = samples if isinstance(samples, list) else [samples]
+    latencies.write(folder / latencies.FILE, [[("per_request", t)] for t in trials])
     client.log_artifact(run_id, str(folder / latencies.FILE))
     client.set_terminated(run_id)
     return run_id
@@ -136,3 +141,54 @@ def test_run_ids_are_found_in_any_experiment_of_the_store(tmp_path: Path, capsys
     assert f"A: run {a}" in out and f"B: run {b}" in out and "verdict: B is slower than A by" in out
     assert main(["--tracking-uri", uri, a, "0" * 32]) == 2
     assert f"no run '{'0' * 32}' in {uri}" in capsys.readouterr().err
+
+
+def builds(medians: list[float], n: int, seed: int, spread: float = 0.002) -> list[np.ndarray]:
+    """One trial per build: each build's true median given, the samples of each tightly around it."""
+    return [noisy(m, n, seed + i, spread) for i, m in enumerate(medians)]
+
+
+def test_trials_on_both_sides_compare_medians_of_trial_medians_with_the_covering_interval() -> None:
+    """Builds whose medians differ by ±5 %: one process each would call a 2 % difference; the trials cannot."""
+    a, b = builds([0.95, 1.0, 1.05, 0.97, 1.03], 200, 20), builds([0.97, 1.02, 1.07, 0.99, 1.05], 200, 30)
+    result = compare_trials(a, b, threshold=0.01)
+    assert result.median_a == pytest.approx(np.median([np.median(t) for t in a]))
+    assert result.ratio == pytest.approx(1.02, abs=0.005)
+    within = compare_samples(a[1], b[1], threshold=0.01)  # one process of each
+    assert (result.high - result.low) > 10 * (within.high - within.low)
+    assert result.verdict.startswith("cannot tell at ±1 %") and within.verdict.startswith("B is slower than A")
+    report = result.report()
+    assert "\ninterval: covering trials (two-level bootstrap): A 5 trials, B 5 trials\n" in report
+    assert "(5 trials, 1000 samples)" in report and "two-level percentile bootstrap" in report
+    assert compare_trials(a, b, 0.01, seed=5) == compare_trials(a, b, 0.01, seed=5)
+
+
+def test_one_trial_each_is_the_within_process_comparison_and_says_so() -> None:
+    a, b = noisy(1.0, 100, 40), noisy(1.05, 100, 41)
+    assert compare_trials([a], [b]) == compare_samples(a, b)
+    assert "\ninterval: within one process\n" in compare_samples(a, b).report()
+
+
+def test_trials_on_one_side_only_say_which_side_the_interval_covers() -> None:
+    result = compare_trials([noisy(1.0, 100, 42)], builds([1.1, 1.12, 1.08], 100, 43))
+    assert result.interval_used.startswith("mixed: B covering trials (two-level bootstrap) over its 3 trials, A within")
+    assert result.trials_a == 1 and result.trials_b == 3
+
+
+def test_logged_runs_with_trials_use_the_covering_interval_seeded_by_content_not_run_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same trials logged twice (other run ids) give the same interval: the config hashes seed it."""
+    a, b = builds([1.0, 1.02, 0.98], 100, 50), builds([1.2, 1.25, 1.18], 100, 60)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    outputs = []
+    for copy in ("first", "second"):
+        ids = [
+            _logged_run(uri, "blockbench", trials, tmp_path / copy / side, {"blockbench.config_hash": f"hash-{side}"})
+            for side, trials in (("a", a), ("b", b))
+        ]
+        assert main(["--tracking-uri", uri, *ids]) == 0
+        outputs.append(capsys.readouterr().out.split("\n", 2)[2])  # after the two "A: run <id>" lines
+    assert outputs[0] == outputs[1]
+    assert "interval: covering trials (two-level bootstrap): A 3 trials, B 3 trials" in outputs[0]
+    assert "verdict: B is slower than A by" in outputs[0]

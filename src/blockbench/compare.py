@@ -5,23 +5,35 @@
     python -m blockbench.compare --interleave --a "block=mobilenet norm=bn" --b "block=mobilenet norm=ln" \\
         -- hardware.device=cuda precision=fp16 backend=torch backend.mode=cuda_graph
 
-The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, a fixed seed, so
-the same samples always give the same interval): the ratio of two medians has no exact distribution-free interval,
-and the bootstrap needs no assumption about the latency distribution. Verdict, at a threshold ``t`` (default 1 %),
-worded by :func:`blockbench.measure.statistics.describe`: "B is slower (faster) than A by x–y %" when the whole interval
-lies above ``1 + t`` (below ``1 / (1 + t)``); "within ±t %" when it lies between the two; otherwise "cannot tell at
-±t %", with the interval, which then crosses a bound (it may still exclude 1).
+The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, seeded, so the
+same samples always give the same interval): the ratio of two medians has no exact distribution-free interval, and
+the bootstrap needs no assumption about the latency distribution. Where both logged runs measured trials
+(``benchmark.trials`` >= 2: fresh processes and builds), each median is the median of its trial medians and the
+bootstrap has two levels (trials, then each drawn trial's samples:
+:func:`~blockbench.measure.statistics.trial_bootstrap`), so the interval covers the kernel choices that differ from
+build to build; otherwise it covers the noise within one process. The output says which (``interval: covering
+trials (two-level bootstrap)`` or ``interval: within one process``). A logged comparison is seeded from the runs'
+content (their config hashes, else their samples), never from their run ids, so it gives the same interval in any
+store.
+
+Verdict, at a threshold ``t`` (default 1 %), worded by :func:`blockbench.measure.statistics.describe`: "B is
+slower (faster) than A by x–y %" when the whole interval lies above ``1 + t`` (below ``1 / (1 + t)``); "within ±t
+%" when it lies between the two; otherwise "cannot tell at ±t %", with the interval, which then crosses a bound (it
+may still exclude 1).
 
 ``--interleave`` measures the two configurations alternately in one process (A, B, A, B, ... in rounds of
 ``--round`` inferences), so a drift of clocks or temperature over the measurement falls on both alike instead of
-masquerading as a difference between two runs made minutes apart.
+masquerading as a difference between two runs made minutes apart; its interval is within one process (one build
+of each side), which its output says.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +43,21 @@ from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
 from blockbench.job.engine import open_step
 from blockbench.job.plan import plan_job, run_name
 from blockbench.measure import latencies
-from blockbench.measure.statistics import RATIO_METHOD, SEED, bootstrap_medians, describe, interval
+from blockbench.measure.statistics import (
+    COVERING,
+    RATIO_METHOD,
+    SEED,
+    TRIALS_RATIO_METHOD,
+    WITHIN,
+    bootstrap_medians,
+    describe,
+    interval,
+    median_over_trials,
+    seed_for,
+    trial_bootstrap,
+)
 from blockbench.measure.timer import Timer
+from blockbench.tracking.tags import CONFIG_HASH_TAG
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,10 @@ class Comparison:
     threshold: float
     n_a: int
     n_b: int
+    interval_used: str = WITHIN  # which interval the verdict used, in words
+    method: str = RATIO_METHOD
+    trials_a: int = 1
+    trials_b: int = 1
 
     @property
     def verdict(self) -> str:
@@ -55,40 +84,88 @@ class Comparison:
         )
 
     def report(self) -> str:
+        def counted(n: int, trials: int) -> str:
+            return f"{trials} trials, {n} samples" if trials > 1 else f"{n} samples"
+
         return (
-            f"A: median {self.median_a:.4f} ms ({self.n_a} samples); B: median {self.median_b:.4f} ms "
-            f"({self.n_b} samples)\nB / A = {self.ratio:.4f}, 95 % interval [{self.low:.4f}, {self.high:.4f}] "
-            f"({RATIO_METHOD})\nverdict: {self.verdict}"
+            f"A: median {self.median_a:.4f} ms ({counted(self.n_a, self.trials_a)}); B: median {self.median_b:.4f} ms "
+            f"({counted(self.n_b, self.trials_b)})\nB / A = {self.ratio:.4f}, 95 % interval [{self.low:.4f}, "
+            f"{self.high:.4f}] ({self.method})\ninterval: {self.interval_used}\nverdict: {self.verdict}"
         )
 
 
-def compare_samples(a: np.ndarray, b: np.ndarray, threshold: float = 0.01) -> Comparison:
-    """The ratio of medians of two sample sets, bootstrapped (seeded, so reproducible)."""
+def compare_samples(
+    a: np.ndarray, b: np.ndarray, threshold: float = 0.01, seed: int = SEED, interval_used: str = WITHIN
+) -> Comparison:
+    """The ratio of medians of two sample sets, bootstrapped (seeded, so reproducible): within one process each."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.size < 2 or b.size < 2:
         raise ConfigError(f"a comparison needs at least 2 samples on each side; got {a.size} and {b.size}")
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     med_a, med_b = bootstrap_medians(a, rng), bootstrap_medians(b, rng)
     low, high = interval(med_b / med_a)
     median_a, median_b = float(np.median(a)), float(np.median(b))
-    return Comparison(median_a, median_b, median_b / median_a, low, high, threshold, a.size, b.size)
+    return Comparison(median_a, median_b, median_b / median_a, low, high, threshold, a.size, b.size, interval_used)
+
+
+def compare_trials(
+    a: Sequence[np.ndarray], b: Sequence[np.ndarray], threshold: float = 0.01, seed: int = SEED
+) -> Comparison:
+    """The ratio of two runs' medians, each the median of its trial medians, by the two-level bootstrap
+    (:func:`~blockbench.measure.statistics.trial_bootstrap`) where both sides have >= 2 trials.
+
+    With one trial on each side this is :func:`compare_samples` (within one process). With trials on one side only,
+    that side keeps its two-level bootstrap and the other its within-process one, and the output says so.
+    """
+    a = [np.asarray(t, dtype=float) for t in a if len(t)]
+    b = [np.asarray(t, dtype=float) for t in b if len(t)]
+    if len(a) <= 1 and len(b) <= 1:
+        return compare_samples(a[0] if a else np.empty(0), b[0] if b else np.empty(0), threshold, seed)
+    n_a, n_b = sum(t.size for t in a), sum(t.size for t in b)
+    if not a or not b or min(t.size for t in [*a, *b]) < 2:
+        raise ConfigError(f"a comparison needs at least 2 samples in each trial; got {n_a} and {n_b} in all")
+    rng = np.random.default_rng(seed)
+    boot_a, boot_b = trial_bootstrap(a, rng), trial_bootstrap(b, rng)
+    low, high = interval(boot_b / boot_a)
+    median_a, median_b = median_over_trials(a), median_over_trials(b)
+    if len(a) > 1 and len(b) > 1:
+        used = f"{COVERING}: A {len(a)} trials, B {len(b)} trials"
+    else:
+        one, many = ("A", "B") if len(a) == 1 else ("B", "A")
+        n = max(len(a), len(b))
+        used = (
+            f"mixed: {many} {COVERING} over its {n} trials, {one} {WITHIN} (one trial: its "
+            f"rebuild-to-rebuild variation is not covered)"
+        )
+    ratio = median_b / median_a
+    return Comparison(
+        median_a, median_b, ratio, low, high, threshold, n_a, n_b, used, TRIALS_RATIO_METHOD, len(a), len(b)
+    )
 
 
 # -- logged runs ---------------------------------------------------------------------------------------------------
 
 
-def _samples_of_run(run_id: str, timing: str) -> np.ndarray:
-    """The kept samples of one run (its ``latencies.csv`` artifact), per-request or pipelined."""
+def _trials_of_run(run_id: str, timing: str) -> tuple[list[np.ndarray], str]:
+    """The kept samples of one run (its ``latencies.csv`` artifact), per-request or pipelined, one array per trial;
+    and the sha256 of that file, content to seed from where the run has no config hash."""
     import mlflow.artifacts
 
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{latencies.FILE}")
     except Exception as exc:
         raise ConfigError(f"run {run_id}: cannot read its latencies.csv ({exc})") from exc
-    values = latencies.read(text, timing)
-    if not values.size:
+    trials = latencies.read_trials(text, timing)
+    if not trials:
         raise ConfigError(f"run {run_id} has no {timing} samples (benchmark.timing was not {timing} or both)")
-    return values
+    return trials, hashlib.sha256(text.encode()).hexdigest()
+
+
+def _seed_material(client: object, run_id: str, samples_sha256: str) -> str:
+    """What a logged run's side of the seed is made of: its config hash (the content of its configuration, the
+    same in every store), else the sha256 of its samples; never its run id."""
+    tags = client.get_run(run_id).data.tags  # type: ignore[attr-defined]
+    return tags.get(CONFIG_HASH_TAG) or f"samples:{samples_sha256}"
 
 
 def _run_by_selector(client: object, experiment_id: str | None, selector: str) -> str:
@@ -133,7 +210,9 @@ def compare_runs(uri: str, experiment: str, a: str, b: str, timing: str, thresho
         experiment_id = found.experiment_id
     ids = [_run_by_selector(client, experiment_id, x) if "=" in x else _existing_run(client, uri, x) for x in (a, b)]
     print(f"A: run {ids[0]}\nB: run {ids[1]}")
-    return compare_samples(_samples_of_run(ids[0], timing), _samples_of_run(ids[1], timing), threshold)
+    (trials_a, sha_a), (trials_b, sha_b) = (_trials_of_run(x, timing) for x in ids)
+    material = "|".join([timing, *(_seed_material(client, x, sha) for x, sha in zip(ids, (sha_a, sha_b), strict=True))])
+    return compare_trials(trials_a, trials_b, threshold, seed_for(material))
 
 
 # -- interleaved re-measurement ------------------------------------------------------------------------------------
@@ -173,7 +252,8 @@ def interleave(
             for side, (step, timer) in enumerate(zip(steps, timers, strict=True)):
                 with step.context():  # type: ignore[union-attr]
                     samples[side].extend(timer() for _ in range(per_round))
-    return compare_samples(np.asarray(samples[0]), np.asarray(samples[1]), threshold)
+    used = f"{WITHIN} (one build of each side, interleaved; rebuild-to-rebuild variation is not covered)"
+    return compare_samples(np.asarray(samples[0]), np.asarray(samples[1]), threshold, interval_used=used)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,13 @@ class JobContext:
     build_only: bool = False  # build and log the engine, never run or time it (run.build_only, or automatic)
     seed: int = 0  # the run's seed: quantizers draw their calibration inputs from it
     calibration_samples: int = 32  # precision=int8: calibration inputs
+    # Where engines and the caches that pick their kernels live (TensorRT's engines and timing cache, inductor's
+    # caches and autotuning picks); None: under ``cache_dir``, shared by every run. A fresh trial gets an empty one.
+    engine_cache_dir: Path | None = None
+
+    @property
+    def engines_dir(self) -> Path:
+        return self.engine_cache_dir or self.cache_dir
 
     @property
     def dtype(self) -> torch.dtype:

@@ -41,6 +41,7 @@ class ExecutionResult:
     series: list[tuple[str, np.ndarray]] = field(default_factory=list)  # every kept sample (latencies.csv)
     attribution: attribution.Attribution | None = None  # benchmark.attribution=true: the profiled rows
     failure: ParityError | None = None  # measured and kept, then failed (benchmark.parity=fail)
+    latency: LatencyResult | None = None  # the samples and their host times (what the parent's observation trims)
 
 
 def execute(plan: JobPlan, stages: Stages) -> ExecutionResult:
@@ -116,6 +117,7 @@ def execute(plan: JobPlan, stages: Stages) -> ExecutionResult:
         why = f"; GPU clock events {clock_event_names(ends[0])} -> {clock_event_names(ends[-1])}" if ends else ""
         tags["latency_unstable"] = f"CoV {cov:.1f} % > {limit:.1f} %{why}"
     result.series = latency_series(latency)
+    result.latency = latency
     return result
 
 
@@ -128,7 +130,10 @@ def _timing_tags(plan: JobPlan, latency: LatencyResult) -> dict[str, str]:
         "latency_ci": statistics.METHOD,
         "timing": bench.timing,
         "cache_state": bench.cache,
+        names.STOP_REASON_TAG: latency.stop_reason or latency.pipelined_stop_reason,
     }
+    if latency.stop_reason and latency.pipelined_stop_reason:
+        tags["pipelined_stop_reason"] = latency.pipelined_stop_reason
     if bench.mode == "end_to_end":
         tags["end_to_end_split"] = (
             "h2d/compute/d2h"

@@ -34,9 +34,11 @@ from typing import Any
 from blockbench.job import faults
 from blockbench.job.engine import release_memory
 from blockbench.job.execute import ExecutionResult, execute
+from blockbench.job.observation import add_observation
 from blockbench.job.plan import JobPlan
 from blockbench.job.stages import Stages, mark_failed_stage
 from blockbench.job.worker import TIMED_STAGE, worker_main
+from blockbench.measure.observer import SAMPLE_PERIOD_S, GpuObserver
 from blockbench.recording.layout import WORKER_LOG
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,9 @@ def _inline(plan: JobPlan, on_stage: Callable[[str], None]) -> ExecutionResult:
 
     stages = Stages(enter)
     try:
-        return execute(plan, stages)
+        result = execute(plan, stages)
+        add_observation(result, None, plan.config.benchmark, "run.isolation=inline (no parent watches the GPU)")
+        return result
     except BaseException as exc:
         mark_failed_stage(exc, stages.current)
         release_memory()
@@ -172,6 +176,7 @@ class _Worker:
         self.process: Any = None
         self.answered = False  # the worker sent its result or its error, and is exiting on its own
         self.conn: Connection | None = None
+        self.observer: GpuObserver | None = None  # the GPU, sampled from here through the benchmark stage
 
     def run(self) -> ExecutionResult:
         context = _context(self.plan)
@@ -198,10 +203,15 @@ class _Worker:
         finally:
             self._stop()
             reader.close()
+            if self.observer is not None:
+                self.observer.close()
 
     def _watch(self, reader: Connection) -> ExecutionResult:
         while True:
-            ready = wait([reader, self.process.sentinel], timeout=1.0)
+            observing = self.observer is not None and self.stage == TIMED_STAGE
+            ready = wait([reader, self.process.sentinel], timeout=SAMPLE_PERIOD_S if observing else 1.0)
+            if observing:
+                self.observer.sample()  # type: ignore[union-attr]
             if reader in ready:
                 try:
                     message = reader.recv()
@@ -229,7 +239,9 @@ class _Worker:
             faults.perform(message[1])
         elif kind == "result":
             self.answered = True
-            return message[1]
+            result: ExecutionResult = message[1]
+            add_observation(result, self.observer, self.plan.config.benchmark, "no benchmark stage")
+            return result
         elif kind == "error":
             self.answered = True
             _, exc, stage, text = message
@@ -243,6 +255,8 @@ class _Worker:
         self.on_stage(name)
         if name == TIMED_STAGE:  # the worker waits for this: no earlier worker is still exiting while it times
             _reap_previous()
+            bench = self.plan.config.benchmark
+            self.observer = GpuObserver(self.plan.ctx.device, bench.throttle_clock_fraction)
             assert self.conn is not None
             try:
                 self.conn.send(("go",))

@@ -1,4 +1,4 @@
-"""Run one job: plan -> execute (a worker process) -> record. The only job code that talks to a recorder.
+"""Run one job: plan -> execute (a worker process per trial) -> record. The only job code that talks to a recorder.
 
 Everything that can be refused is refused before a run exists (:func:`~blockbench.job.plan.plan_job`); once a run
 exists it always ends FINISHED, FAILED or KILLED, with the failing stage recorded. In a sweep, a config the
@@ -20,9 +20,11 @@ from blockbench.job import faults
 from blockbench.job.launch import execute_job
 from blockbench.job.plan import JobPlan, plan_job
 from blockbench.job.stages import failed_stage, mark_failed_stage
+from blockbench.job.trials import run_trials
 from blockbench.measure import metric_names as names
 from blockbench.measure.environment import device_name, environment_record, git_commit, gpu_facts, source_tags
 from blockbench.measure.state import as_params
+from blockbench.measure.statistics import seed_for
 from blockbench.recording import resume
 from blockbench.recording.files import write_job_files, write_results
 from blockbench.recording.recorder import MlflowRecorder, Outcome, Recorder, RunFileRecorder, RunIdentity
@@ -71,17 +73,19 @@ def run_job(
     try:
         environment = environment_record(ctx.device, source_root())
         write_job_files(ctx.work_dir, cfg, fingerprint, environment)
-        execution = execute_job(plan, enter)
+        trials = run_trials(plan, lambda trial: execute_job(trial, enter), seed_for(identity.config_hash))
+        execution = trials.result
         stage = "tracking"
         enter(stage)
         faults.inject(stage, cfg)
-        write_results(ctx.work_dir, environment, execution.state, [execution.series], execution.attribution)
+        write_results(ctx.work_dir, environment, execution.state, trials.all_series, execution.attribution)
         outcome = Outcome(
             metrics=execution.metrics,
             tags=execution.tags,
             params=as_params(execution.state),
             engine_files=execution.engine_files,
             failed=execution.failure is not None,
+            trial_metrics=trials.per_trial,
         )
         stored = recorder.finish(outcome)
         if stored is not None:

@@ -1,8 +1,11 @@
 """The one latency harness every backend goes through (trtexec / MLPerf style stopping rule).
 
 Cold first inference, then warm-up until both an iteration count and a duration are reached, then measurement
-until both ``min_iters`` and ``min_s`` are reached (or ``max_s`` runs out). Every sample is kept. GPU steps are
-timed with CUDA events on the step's stream, synchronous steps with the host's monotonic clock.
+until both ``min_iters`` and ``min_s`` are reached (or ``max_s`` runs out); with ``target_precision`` > 0, until
+``min_iters`` is reached and the median's 95 % interval lies within ± that fraction of it, ``min_s`` not waited for
+(or ``max_s`` runs out). Every sample is kept, with the host's monotonic time right after it was taken (so the
+parent can drop samples taken while the device throttled). GPU steps are timed with CUDA events on the step's
+stream, synchronous steps with the host's monotonic clock.
 
 Two latency definitions (``benchmark.timing``): **per-request** -- each inference timed alone and waited for, as a
 service answering one request at a time sees it (``latency_ms_*``); **pipelined** -- ``PIPELINE_DEPTH`` inferences
@@ -47,7 +50,7 @@ from blockbench.measure.metric_names import (
     PIPELINED_MEDIAN_CI_LOW,
 )
 from blockbench.measure.settings import BenchmarkSettings
-from blockbench.measure.statistics import UNSTABLE_COV, median_ci
+from blockbench.measure.statistics import UNSTABLE_COV, median_ci, median_ci_ranks
 from blockbench.measure.timer import Flusher, Timer
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,12 @@ class LatencyResult:
     phase_ms: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))  # per request: h2d, compute, d2h
     energy: EnergyReading | None = None  # the device's energy over the measurement window
     energy_inferences: int = 0  # inferences run in that window
+    stop_reason: str = ""  # why the per-request loop stopped (the pipelined one's when only it ran): STOP_*
+    pipelined_stop_reason: str = ""  # why the pipelined loop stopped
+    # time.monotonic() (the system-wide CLOCK_MONOTONIC) right after each sample, one-to-one with samples_ms /
+    # pipelined_ms: what the parent matches against the device's throttle events
+    sample_times_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    pipelined_times_s: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def summary(self) -> dict[str, float]:
         stats: dict[str, float] = {"first_inference_ms": self.first_inference_ms, **self.device_state}
@@ -154,6 +163,16 @@ class LatencyResult:
 PIPELINE_DEPTH = 20  # inferences issued back to back per pipelined sample
 MIN_PIPELINED_SAMPLES = 10  # enough batches for a confidence interval of their median
 
+# Why a measurement loop stopped (LatencyResult.stop_reason, the run's stop_reason tag).
+STOP_PRECISION = "precision reached"  # target_precision > 0: the median's 95 % interval is within ± target of it
+STOP_MINIMUMS = "min_iters/min_s"  # target_precision = 0: both minimums reached
+STOP_MAX_S = "max_s"  # max_s ran out first
+# With target_precision > 0 the interval is checked between samples, once the sample count has grown by
+# PRECISION_CHECK_GROWTH since the last check and by at least PRECISION_CHECK_MIN_GAP samples: a few dozen checks
+# in all, each O(n), so the check costs a few microseconds per sample and never runs inside a timed region.
+PRECISION_CHECK_GROWTH = 0.1
+PRECISION_CHECK_MIN_GAP = 24
+
 
 def _warm_up(timer: Timer, settings: BenchmarkSettings) -> int:
     begin, done = time.monotonic(), 0
@@ -165,27 +184,43 @@ def _warm_up(timer: Timer, settings: BenchmarkSettings) -> int:
     return done
 
 
-def _measure_loop(timer: Timer, settings: BenchmarkSettings, depth: int = 1) -> list[float]:
-    """Samples until both ``min_iters`` inferences and ``min_s`` are reached (or ``max_s``); each sample times
-    ``depth`` inferences (then at least MIN_PIPELINED_SAMPLES samples). Nothing but the samples happens here: no
-    progress display, no logging until the loop ends."""
+def _precise(samples: list[float], target: float) -> bool:
+    """Whether the median's 95 % interval lies within median x (1 ± target)."""
+    ranks = median_ci_ranks(len(samples))
+    if ranks is None:
+        return False
+    ordered = np.sort(np.asarray(samples, dtype=np.float64))
+    median = float(np.median(ordered))
+    return max(median - ordered[ranks[0]], ordered[ranks[1]] - median) <= target * median
+
+
+def _measure_loop(timer: Timer, settings: BenchmarkSettings, depth: int = 1) -> tuple[list[float], list[float], str]:
+    """Samples until both ``min_iters`` inferences and ``min_s`` are reached, or with ``target_precision`` > 0
+    until ``min_iters`` is and the median is that precise (checked at geometric checkpoints), or until ``max_s``;
+    each sample times ``depth`` inferences (then at least MIN_PIPELINED_SAMPLES samples). Returns the samples,
+    the host's monotonic time right after each, and why it stopped (a STOP_* constant). Nothing but the samples
+    happens here: no progress display, no logging."""
     samples: list[float] = []
-    begin = time.monotonic()
-    stopped_at_max = False
+    times: list[float] = []
+    target = settings.target_precision
+    least = MIN_PIPELINED_SAMPLES if depth > 1 else 1
+    next_check = 0
+    begin = now = time.monotonic()
     while True:
-        elapsed = time.monotonic() - begin
-        if samples and elapsed >= settings.max_s:
-            stopped_at_max = True
-            break
-        enough = len(samples) * depth >= settings.min_iters and len(samples) >= (
-            MIN_PIPELINED_SAMPLES if depth > 1 else 1
-        )
-        if enough and elapsed >= settings.min_s:
-            break
+        n = len(samples)
+        if n and now - begin >= settings.max_s:
+            return samples, times, STOP_MAX_S
+        if n * depth >= settings.min_iters and n >= least:
+            if target <= 0:
+                if now - begin >= settings.min_s:
+                    return samples, times, STOP_MINIMUMS
+            elif n >= next_check:
+                if _precise(samples, target):
+                    return samples, times, STOP_PRECISION
+                next_check = n + max(PRECISION_CHECK_MIN_GAP, int(n * PRECISION_CHECK_GROWTH))
         samples.append(timer(depth))
-    if stopped_at_max:
-        log.warning("benchmark: stopped at max_s=%.0f s after %d samples", settings.max_s, len(samples))
-    return samples
+        now = time.monotonic()
+        times.append(now)
 
 
 def measure(
@@ -231,10 +266,13 @@ def measure(
         metered = meter is not None and not meter.unavailable
         if metered:
             meter.start()
-        samples = _measure_loop(timer, settings) if settings.timing != "pipelined" else []
+        none: tuple[list[float], list[float], str] = ([], [], "")
+        samples, times, reason = _measure_loop(timer, settings) if settings.timing != "pipelined" else none
         timer.detail = False
         energy = meter.stop() if metered and samples else None  # else the window runs on over the pipelined loop
-        pipelined = _measure_loop(timer, settings, PIPELINE_DEPTH) if settings.timing != "per_request" else []
+        pipelined, pipelined_times, pipelined_reason = (
+            _measure_loop(timer, settings, PIPELINE_DEPTH) if settings.timing != "per_request" else none
+        )
         if metered and not samples:
             energy = meter.stop()
         seconds = time.monotonic() - begin
@@ -253,13 +291,19 @@ def measure(
         phase_ms=np.asarray(timer.phase_ms, dtype=np.float64).reshape(-1, 3),
         energy=energy,
         energy_inferences=len(samples) if samples else len(pipelined) * PIPELINE_DEPTH,
+        stop_reason=reason or pipelined_reason,
+        pipelined_stop_reason=pipelined_reason,
+        sample_times_s=np.asarray(times, dtype=np.float64),
+        pipelined_times_s=np.asarray(pipelined_times, dtype=np.float64),
     )
     stats = result.summary()
     if samples:
         log.info(
-            "benchmark: %d iterations in %.1f s, median %.3f ms (95 %% CI %.3f-%.3f), p99 %.3f ms, CoV %.2f%% (%s)",
+            "benchmark: %d iterations in %.1f s (stopped: %s), median %.3f ms (95 %% CI %.3f-%.3f), p99 %.3f ms, "
+            "CoV %.2f%% (%s)",
             len(samples),
             seconds,
+            reason,
             stats[LATENCY_MEDIAN],
             stats[LATENCY_MEDIAN_CI_LOW],
             stats[LATENCY_MEDIAN_CI_HIGH],
@@ -269,9 +313,11 @@ def measure(
         )
     if pipelined:
         log.info(
-            "benchmark: pipelined, %d x %d inferences back to back: %.3f ms per inference (95 %% CI %.3f-%.3f)",
+            "benchmark: pipelined, %d x %d inferences back to back (stopped: %s): %.3f ms per inference "
+            "(95 %% CI %.3f-%.3f)",
             len(pipelined),
             PIPELINE_DEPTH,
+            pipelined_reason,
             stats[PIPELINED_MEDIAN],
             stats[PIPELINED_MEDIAN_CI_LOW],
             stats[PIPELINED_MEDIAN_CI_HIGH],
@@ -283,6 +329,10 @@ def measure(
             stats[COMPUTE_MEDIAN],
             stats[D2H_MEDIAN],
         )
+    unmet = f", the median not within ±{100 * settings.target_precision:g} %" if settings.target_precision > 0 else ""
+    for what, count, why in (("per-request", len(samples), reason), ("pipelined", len(pipelined), pipelined_reason)):
+        if why == STOP_MAX_S:
+            log.warning("benchmark: %s loop stopped at max_s=%.0f s, %d samples%s", what, settings.max_s, count, unmet)
     for bound in result.bounds():
         log.warning("benchmark: %s", BOUND_WARNINGS[bound])
     if samples and stats[LATENCY_COV] > UNSTABLE_COV:

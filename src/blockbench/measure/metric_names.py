@@ -42,6 +42,8 @@ TRIAL_BUILD_S = "trial_build_s"
 # The interval of the median over trials that covers rebuilds (two-level bootstrap, statistics.py); trials >= 2
 LATENCY_MEDIAN_TRIALS_CI_LOW = "latency_ms_median_trials_ci95_low"
 LATENCY_MEDIAN_TRIALS_CI_HIGH = "latency_ms_median_trials_ci95_high"
+PIPELINED_MEDIAN_TRIALS_CI_LOW = "pipelined_ms_median_trials_ci95_low"
+PIPELINED_MEDIAN_TRIALS_CI_HIGH = "pipelined_ms_median_trials_ci95_high"
 # The GPU observed from the parent through the timed window (measure/observer.py)
 THROTTLED_S = "throttled_s"  # seconds of the window with the SM clock low or a throttle reason set
 THROTTLE_DISCARDED = "throttle_discarded"  # benchmark.throttle=discard: samples dropped inside throttled spans

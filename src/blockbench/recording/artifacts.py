@@ -10,14 +10,21 @@ from pathlib import Path
 from blockbench.build.cache import sha256_file
 from blockbench.config.schema import TrackingConfig
 from blockbench.measure import attribution, latencies
-from blockbench.recording.layout import CONFIG_FILE, ENVIRONMENT_FILE, WORKER_LOG, onnx_files
+from blockbench.recording.layout import CONFIG_FILE, ENVIRONMENT_FILE, TRIALS_DIR, TRIALS_FILE, WORKER_LOG, onnx_files
 from blockbench.tracking import Tracker
 from blockbench.tracking.logged_models import ModelRef
 
 log = logging.getLogger(__name__)
 
 CONTENT_TAG = "content_sha256"
-KEPT_FILES = (CONFIG_FILE, ENVIRONMENT_FILE, latencies.FILE, attribution.FILE, WORKER_LOG)  # logged when present
+KEPT_FILES = (
+    CONFIG_FILE,
+    ENVIRONMENT_FILE,
+    latencies.FILE,
+    attribution.FILE,
+    WORKER_LOG,
+    TRIALS_FILE,
+)  # logged when present
 
 
 def log_run_files(
@@ -36,6 +43,9 @@ def log_run_files(
     for path in small:  # a build-only run has no latencies
         tracker.log_artifact(run_id, path)
     added = sum(path.stat().st_size for path in small)
+    if (work / TRIALS_DIR).is_dir():  # the worker logs of the trials after the first
+        tracker.log_artifact(run_id, work / TRIALS_DIR, TRIALS_DIR)
+        added += sum(f.stat().st_size for f in (work / TRIALS_DIR).rglob("*") if f.is_file())
     if (work / ".hydra").is_dir():
         tracker.log_artifact(run_id, work / ".hydra", ".hydra")
     if tracking.log_onnx:

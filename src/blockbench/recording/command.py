@@ -107,6 +107,8 @@ def record(paths: Sequence[Path], uri: str, experiment: str) -> tuple[list[str],
                 tracker, run_id, run["run_name"], run["params"], run["tags"], engine_files, tracking, path.parent
             )  # type: ignore[arg-type]
         log_measurement(tracker, run_id, run["metrics"], model)
+        for trial, metrics in enumerate(run.get("trial_metrics", [])):  # older run files have none
+            tracker.log_metrics(run_id, metrics, step=trial)
         tracker.set_tags(run_id, describe_run(run["tags"], run["metrics"], model))
         if engine_files is not None:
             files = (path.parent, engine_files, model, engine_file(engine_files))

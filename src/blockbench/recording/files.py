@@ -58,10 +58,12 @@ def write_run_file(
     status: str,
     start_time: float,
     engine_files: Sequence[Path] | None,
+    trial_metrics: Sequence[Mapping[str, float]] | None = None,
 ) -> Path:
     """What an untracked job would have logged, atomically (a reader or a kill never sees half a file).
 
-    ``engine_files``: the files the build produced (logged with the run), or None for a job that failed before.
+    ``engine_files``: the files the build produced (logged with the run), or None for a job that failed before;
+    ``trial_metrics``: one mapping per trial (benchmark.trials >= 2), logged with the trial as the step.
     """
     record = {
         "record_id": uuid.uuid4().hex,
@@ -73,6 +75,7 @@ def write_run_file(
         "params": dict(params),
         "metrics": {k: float(v) for k, v in metrics.items()},
         "engine_files": None if engine_files is None else [str(p) for p in engine_files],
+        "trial_metrics": [{k: float(v) for k, v in m.items()} for m in trial_metrics or []],
     }
     path = work_dir / RUN_FILE
     write_json(path, record)

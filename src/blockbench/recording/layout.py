@@ -17,6 +17,8 @@ CONFIG_FILE = "config.yaml"  # the resolved config
 ENVIRONMENT_FILE = "environment.json"  # the environment record and the state the measurement ran under
 FINGERPRINT_FILE = "fingerprint.json"  # what the resume hash is computed from
 WORKER_LOG = "worker.log"  # what the measuring process wrote to its stdout and stderr
+TRIALS_FILE = "trials.csv"  # benchmark.trials >= 2: one row per trial (its median, interval, build, stop reason)
+TRIALS_DIR = "trials"  # the folders of trials after the first (their worker logs are kept)
 SWEEP_FILE = "sweep.json"  # in a sweep's folder: its id, store, overrides and parent run
 RESULT_FILE = "result.json"  # in each job's folder of a sweep: how the job ended
 LEGACY_ENGINE_FILES = "engine_files.json"  # where folders written before run.json listed the engine files

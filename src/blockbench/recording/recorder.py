@@ -13,7 +13,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class Outcome:
     params: dict[str, str]
     engine_files: list[Path]
     failed: bool = False  # measured and kept, then failed (benchmark.parity=fail)
+    trial_metrics: list[dict[str, float]] = field(default_factory=list)  # benchmark.trials >= 2: step = trial
 
 
 class Recorder(ABC):
@@ -120,6 +121,8 @@ class MlflowRecorder(Recorder):
             tracker, self.run_id, self.identity.name, params, tags, outcome.engine_files, tracking, self.work
         )
         log_measurement(tracker, self.run_id, outcome.metrics, model)
+        for trial, metrics in enumerate(outcome.trial_metrics):
+            tracker.log_metrics(self.run_id, metrics, step=trial)
         tracker.set_tags(self.run_id, {**outcome.tags, **describe_run(tags, outcome.metrics, model)})
         files = (self.work, outcome.engine_files, model, engine_file(outcome.engine_files))
         stored = log_run_files(tracker, self.run_id, tracking, *files) / 2**20
@@ -155,18 +158,24 @@ class RunFileRecorder(Recorder):
         return None
 
     def _write(
-        self, status: str, metrics: Mapping[str, float], tags: Mapping[str, str], files: list[Path] | None
+        self,
+        status: str,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        files: list[Path] | None,
+        trial_metrics: list[dict[str, float]] | None = None,
     ) -> None:
         all_tags = {**self.identity.tags, CONFIG_HASH_TAG: self.identity.config_hash, **tags, "status": status.lower()}
         path = write_run_file(
-            self.work, self.identity.name, all_tags, self.params, metrics, status, self.started, files
+            self.work, self.identity.name, all_tags, self.params, metrics, status, self.started, files, trial_metrics
         )
         self.written = True
         log.info("tracking off: the run is kept in %s (log it later: blockbench-record <folder>)", path)
 
     def finish(self, outcome: Outcome) -> float | None:
         self.params.update(outcome.params)
-        self._write("FAILED" if outcome.failed else "FINISHED", outcome.metrics, outcome.tags, outcome.engine_files)
+        status = "FAILED" if outcome.failed else "FINISHED"
+        self._write(status, outcome.metrics, outcome.tags, outcome.engine_files, outcome.trial_metrics)
         return None
 
     def fail(self, exc: BaseException, stage: str, killed: bool) -> None:

@@ -26,7 +26,11 @@ from blockbench.report.data import (
 )
 from blockbench.report.findings import (
     KEYS,
+    TRIALS_COLUMN,
     Finding,
+    interval_counts,
+    interval_used,
+    joined_trials,
     pairs,
     pretty,
     ratio_bootstrap,
@@ -81,7 +85,7 @@ def fp16_widens_gaps(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
         paper = _wider(_gaps(inputs.paper, axis, slow, fast), "fp32").assign(fp32_side="FP32 (TF32 allowed)")
         parts.append(paper.assign(gap=name, source="paper"))
     columns = ["gap", "source", *[k for k in KEYS if k != "precision"], "fp32_side", "fp32_ratio", "fp16_ratio"]
-    columns += ["ratio", "low", "high"]
+    columns += ["ratio", "low", "high", *([TRIALS_COLUMN] if TRIALS_COLUMN in inputs.ours else [])]
     table = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
     table["verdict"] = directions(table)
     strict = (table["source"] == "ours") & (table["fp32_side"] == PRECISION_SHOWN["fp32"])
@@ -138,6 +142,7 @@ def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFra
             "n_blocks": group["block"].nunique(),
             "ratio": math.nan,
             "boot": None,
+            TRIALS_COLUMN: None,
         }
         mine = group[group["block"] == block]
         if len(mine):
@@ -146,8 +151,10 @@ def _extreme_block(frame: pd.DataFrame, block: str, fastest: bool) -> pd.DataFra
             num, den = (rival, claimed) if fastest else (claimed, rival)
             record["ratio"] = num["value"] / den["value"]
             record["boot"] = ratio_bootstrap(num["boot"], den["boot"])
+            record[TRIALS_COLUMN] = joined_trials(num.get(TRIALS_COLUMN), den.get(TRIALS_COLUMN))
         records.append(record)
     columns = [*EXTREME_KEYS, "winner", "value", "n_blocks", "ratio", "boot"]
+    columns += [TRIALS_COLUMN] if TRIALS_COLUMN in frame else []
     return with_interval(pd.DataFrame(records, columns=columns)).drop(columns="boot")
 
 
@@ -219,7 +226,7 @@ def eager_vs_compiled(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
     grid = cells(torch_runs, inputs.metric)
     grid = with_bootstrap(grid[grid["state"] == OK].reset_index(drop=True), inputs.samples)
     grid[["label", "mode"]] = grid["label"].str.split("\x00", expand=True)
-    grid = grid[[*KEYS, "mode", "value", "boot"]]
+    grid = grid[[*KEYS, "mode", "value", "boot", TRIALS_COLUMN]]
     others = sorted(m for m in grid["mode"].unique() if m != "eager")
     parts = [pairs(grid, "mode", "eager", m, [*KEYS, "mode"]).assign(mode=m) for m in others]
     empty = pd.DataFrame(columns=["mode", "ratio", "low", "high"])
@@ -262,8 +269,10 @@ def engines(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
             if merged.empty:
                 continue
             d = pd.Series(directions(merged))
+            used = merged[TRIALS_COLUMN] if TRIALS_COLUMN in merged else pd.Series(dtype=object)
             records.append(
                 {
+                    "intervals": interval_counts(used.map(interval_used), "cells") or "—",
                     "pair": f"{b} / {a}",
                     "cells": len(merged),
                     "median_ratio": merged["ratio"].median(),
@@ -276,7 +285,7 @@ def engines(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
                 }
             )
     columns = ["pair", "cells", "median_ratio", "min_ratio", "max_ratio", "a_faster", "b_faster", "same", "unclear"]
-    table = pd.DataFrame(records, columns=columns)
+    table = pd.DataFrame(records, columns=[*columns, "intervals"])
     details = pretty(
         table,
         {
@@ -289,6 +298,7 @@ def engines(spec: ClaimSpec, inputs: ClaimInputs) -> Finding:
             "b_faster": "B faster",
             "same": f"equivalent (±{MARGIN:.0%})",
             "unclear": UNCLEAR,
+            "intervals": "intervals",
         },
     )
     counted = (("cells", "cells"), ("A faster", "a_faster"), ("B faster", "b_faster"))

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from blockbench.report.data import (
@@ -36,6 +35,7 @@ from blockbench.report.data import (
 )
 from blockbench.report.findings import (
     Finding,
+    Samples,
     pairs,
     pretty,
     sort_rows,
@@ -82,7 +82,7 @@ class ClaimInputs:
 
     runs: RunSet
     metric: str
-    samples: dict[str, np.ndarray]
+    samples: Samples  # run id -> its kept samples, one array per trial (or pooled)
     ours: pd.DataFrame
     paper: pd.DataFrame
 

@@ -5,10 +5,13 @@ Missing bars are labelled on the axis (``not run`` / ``FAILED`` / ``built, not t
 
 Each measured bar carries its run's 95 % interval of the median as an error bar (``<metric>_ci95_low/high``, the
 order-statistic interval over that run's own samples, :mod:`blockbench.measure.statistics`): noise within one process,
-not the variation between rebuilds or separately launched runs. A configuration with several runs is drawn as the
-median of their medians with an error bar from the lowest low to the highest high of their intervals. Bars whose
-runs logged no interval, and the paper's bars (a mean of 3, no spread published), have none; each figure's caption
-(:func:`interval_caption`) says so and counts them.
+not the variation between rebuilds or separately launched runs. A run that measured trials (``benchmark.trials`` >= 2,
+each a fresh process and build) logged the interval that covers them (``<metric>_trials_ci95_low/high``, the
+two-level bootstrap): its bar draws that one instead, thicker, so the two kinds are told apart. A configuration
+with several runs is drawn as the median of their medians with an error bar from the lowest low to the highest high
+of their intervals (thick only where every run's covers trials). Bars whose runs logged no interval, and the
+paper's bars (a mean of 3, no spread published), have none; each figure's caption (:func:`interval_caption`) says
+so and counts them.
 """
 
 from __future__ import annotations
@@ -58,31 +61,52 @@ INTERVAL_WHAT = (
     "Error bars: 95 % interval of each run's median (order statistics over that run's samples): within one "
     "process's samples; does not cover rebuild-to-rebuild variation (the findings allow ±5 % for it)."
 )
+TRIALS_INTERVAL_GID = "median_trials_ci95"  # likewise, of an error bar that covers trials
+INTERVAL_TRIALS = (
+    "Thick error bars ({n} here): 95 % interval of the median of trial medians, covering each run's {trials} trials "
+    "(two-level bootstrap over fresh processes and builds): includes rebuild-to-rebuild variation."
+)
 INTERVAL_REPEATS = (
     "A configuration with several runs: bar = median of their medians, error bar = lowest to highest of their "
     "intervals."
 )
 
 
+def _run_bounds(done: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per run: the interval its bar draws (``low``, ``high``): the one covering its trials where it measured >= 2
+    and logged it, else its within-run one; ``covering`` says which, ``trials`` how many trials it measured."""
+    names = [f"{metric}_{kind}ci95_{side}" for kind in ("", "trials_") for side in ("low", "high")]
+    done = done.assign(**{c: done[c] if c in done else math.nan for c in [*names, "trials"]})
+    trials = pd.to_numeric(done["trials"], errors="coerce").fillna(1)
+    covering = (trials >= 2) & done[names[2]].notna() & done[names[3]].notna()
+    return done.assign(
+        low=done[names[2]].where(covering, done[names[0]]),
+        high=done[names[3]].where(covering, done[names[1]]),
+        covering=covering,
+        trials=trials.astype(int),
+    )
+
+
 def cell_intervals(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per cell (the axes and label of :func:`cells`): ``ci_low`` = the lowest and ``ci_high`` = the highest bound
-    of its FINISHED runs' 95 % intervals of ``metric`` (``<metric>_ci95_low/high``), NaN unless every run with a
-    value logged one; ``n_runs`` = those runs."""
+    of its FINISHED runs' 95 % intervals of ``metric`` (each run's covering one where it measured trials, else
+    ``<metric>_ci95_low/high``), NaN unless every run with a value logged one; ``n_runs`` = those runs;
+    ``covering`` = whether every run's interval covers its trials; ``n_trials`` = their trials (one per run without)."""
     keys = [*AXES, "label"]
-    low, high = f"{metric}_ci95_low", f"{metric}_ci95_high"
-    columns = [*keys, "ci_low", "ci_high", "n_runs"]
+    columns = [*keys, "ci_low", "ci_high", "n_runs", "covering", "n_trials"]
     if metric not in frame:
         return pd.DataFrame(columns=columns)
-    done = frame[(frame["status"] == "FINISHED") & frame[metric].notna()]
-    done = done.assign(**{c: done[c] if c in done else math.nan for c in (low, high)})
+    done = _run_bounds(frame[(frame["status"] == "FINISHED") & frame[metric].notna()], metric)
     out = []
     for key, group in done.groupby(keys, dropna=False):
-        complete = group[low].notna().all() and group[high].notna().all()
+        complete = group["low"].notna().all() and group["high"].notna().all()
         record = dict(zip(keys, key, strict=True))
         record.update(
-            ci_low=float(group[low].min()) if complete else math.nan,
-            ci_high=float(group[high].max()) if complete else math.nan,
+            ci_low=float(group["low"].min()) if complete else math.nan,
+            ci_high=float(group["high"].max()) if complete else math.nan,
             n_runs=len(group),
+            covering=bool(complete and group["covering"].all()),
+            n_trials=int(group["trials"].sum()),
         )
         out.append(record)
     return pd.DataFrame(out, columns=columns)
@@ -91,8 +115,17 @@ def cell_intervals(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 def interval_caption(intervals: pd.DataFrame, drawn: int) -> str:
     """What the error bars of one figure cover, and which bars have none; ``drawn`` = measured bars in it."""
     with_ci = int(intervals["ci_low"].notna().sum())
+    covering = intervals["covering"].astype(bool) if "covering" in intervals else pd.Series(False, intervals.index)
     several = intervals["n_runs"] > 1
-    parts = [INTERVAL_WHAT]
+    parts = []
+    if covering.any():
+        counts = sorted(set(intervals.loc[covering, "n_trials"].astype(int)))
+        trials = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        parts.append(INTERVAL_TRIALS.format(n=int(covering.sum()), trials=trials))
+    if with_ci > int(covering.sum()):
+        parts.append(INTERVAL_WHAT.replace("Error bars:", "Thin error bars:", 1) if covering.any() else INTERVAL_WHAT)
+    elif not parts:
+        parts.append(INTERVAL_WHAT)
     if several.any():
         union = ", error bar = lowest to highest of their intervals"
         union = union if intervals["ci_low"][several].notna().any() else ""
@@ -151,17 +184,20 @@ def _panel(ax: plt.Axes, grid: pd.DataFrame, blocks: list[str], pairs: list[tupl
             low, high = (float(cell.get(c, math.nan)) for c in ("ci_low", "ci_high"))
             label_at = value
             if not (math.isnan(low) or math.isnan(high)):
+                covering = bool(cell.get("covering", False))
+                thick = 1.8 if covering else 0.9
                 bars = ax.errorbar(
                     x,
                     value,
                     yerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
                     fmt="none",
                     ecolor="#222222",
-                    elinewidth=0.9,
-                    capsize=2.0,
-                    capthick=0.9,
+                    elinewidth=thick,
+                    capsize=3.0 if covering else 2.0,
+                    capthick=thick,
                 )
-                bars.lines[2][0].set_gid(f"{INTERVAL_GID}-{block}-{pair[0]}-{pair[1]}")
+                gid = TRIALS_INTERVAL_GID if covering else INTERVAL_GID
+                bars.lines[2][0].set_gid(f"{gid}-{block}-{pair[0]}-{pair[1]}")
                 label_at = max(value, high)
             ax.text(
                 x,
@@ -204,6 +240,7 @@ def latency_figures(
     keys = [*AXES, "label"]
     intervals = cell_intervals(runs.frame, metric)
     grid = cells(runs.frame, metric).merge(intervals.drop(columns="n_runs"), on=keys, how="left")
+    grid["covering"] = grid["covering"].eq(True)  # cells without a run: not covering (NaN is truthy)
     paper = pd.DataFrame(paper_records()).rename(columns={"latency_ms": "value"}).assign(state="ok", label=PAPER_LABEL)
     blocks = ordered("block", list(runs.frame["block"]))
     pairs = _pairs(runs.frame)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from blockbench.measure.statistics import SEED, bootstrap_medians, interval
+from blockbench.measure.statistics import WITHIN, bootstrap_medians, interval, interval_words, seed_for, trial_bootstrap
 from blockbench.report.data import (
     ACT_NAMES,
     AXES,
@@ -42,6 +42,11 @@ from blockbench.report.verdict import (
 KEYS = [*AXES, "label"]
 MAX_DETAIL_ROWS = 60
 BOOTSTRAPPED_METRIC = "latency_ms_median"  # the metric whose samples are kept: intervals exist for it only
+# Per cell, and per ratio of cells: the trial counts behind its bootstrap, one per cell (1: within one process,
+# its samples pooled over repeats; >= 2: the two-level bootstrap over that many trials); None without a bootstrap.
+TRIALS_COLUMN = "interval_trials"
+INTERVAL_COLUMN = "interval"  # the detail column that says which interval a row's verdict used
+Samples = dict[str, np.ndarray | Sequence[np.ndarray]]  # run id -> its kept samples, pooled or one array per trial
 
 
 @dataclass
@@ -92,32 +97,77 @@ def geomean(values: pd.Series) -> float:
 # --- the data -------------------------------------------------------------------------------------------
 
 
-def our_cells(runs: RunSet, metric: str, samples: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def our_cells(runs: RunSet, metric: str, samples: Samples | None = None) -> pd.DataFrame:
     """FINISHED cells only: (axes, label) -> value, and the bootstrap of the value where samples were kept."""
     grid = cells(runs.frame, metric)
     grid = grid[grid["state"] == OK].reset_index(drop=True)
-    return with_bootstrap(grid, samples or {})[[*KEYS, "value", "boot"]]
+    return with_bootstrap(grid, samples or {})[[*KEYS, "value", "boot", TRIALS_COLUMN]]
 
 
-def with_bootstrap(grid: pd.DataFrame, samples: dict[str, np.ndarray]) -> pd.DataFrame:
-    """A ``boot`` column: bootstrap medians of each cell's kept samples (its repeats pooled), None without them.
+def _trials(kept: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A run's kept samples as one array per trial (a bare array is one trial)."""
+    return [kept] if isinstance(kept, np.ndarray) else [np.asarray(t, dtype=float) for t in kept]
 
-    Seeded by the cell's run ids, so a report is reproducible and no two cells share resampling indices.
+
+def cell_seed(cell: pd.Series) -> int:
+    """A cell's bootstrap seed, from what the cell is (its axes and engine label), never from its runs' ids: the same
+    samples give the same interval in any store, and no two cells of a report share resampling indices."""
+    return seed_for("|".join(f"{key}={cell[key]}" for key in KEYS if key in cell))
+
+
+def with_bootstrap(grid: pd.DataFrame, samples: Samples) -> pd.DataFrame:
+    """A ``boot`` column: the bootstrap distribution of each cell's median, None without kept samples; and
+    :data:`TRIALS_COLUMN`, which interval it is.
+
+    A cell whose runs measured trials (any run with >= 2) gets the covering interval: the two-level bootstrap over
+    all its runs' trials (:func:`~blockbench.measure.statistics.trial_bootstrap`). Otherwise its repeats' samples
+    are pooled and bootstrapped within one process. Seeded by the cell's content (:func:`cell_seed`).
     """
-    boots = []
-    for run_ids in grid["run_ids"]:
-        kept = [samples[r] for r in run_ids if r in samples]
+    boots, counts = [], []
+    for _, cell in grid.iterrows():
+        run_ids = cell["run_ids"]
+        kept = [_trials(samples[r]) for r in run_ids if r in samples]
         if len(kept) != len(run_ids) or not kept:
             boots.append(None)
+            counts.append(None)
             continue
-        rng = np.random.default_rng([SEED, zlib.crc32(",".join(sorted(run_ids)).encode())])
-        boots.append(bootstrap_medians(np.concatenate(kept), rng))
-    return grid.assign(boot=boots)
+        rng = np.random.default_rng(cell_seed(cell))
+        trials = [t for run in kept for t in run if len(t)]
+        if any(len(run) >= 2 for run in kept):
+            boots.append(trial_bootstrap(trials, rng))
+            counts.append((len(trials),))
+        else:
+            boots.append(bootstrap_medians(np.concatenate(trials), rng))
+            counts.append((1,))
+    return grid.assign(boot=boots, **{TRIALS_COLUMN: counts})
+
+
+def joined_trials(num: object, den: object) -> tuple[int, ...] | None:
+    """The trial counts behind a ratio's bootstrap: both sides', or None where either has no bootstrap."""
+    return (*num, *den) if isinstance(num, tuple) and isinstance(den, tuple) else None
+
+
+def interval_used(counts: object) -> str:
+    """Which interval a row's verdict used, in words: ``covering 3 trials`` (every cell behind it had trials),
+    ``within one process`` (none had), ``mixed: …`` (some had); ``—`` without an interval."""
+    if not isinstance(counts, tuple) or not counts:
+        return "—"
+    covering = sorted({n for n in counts if n >= 2})
+    if not covering:
+        return WITHIN
+    many = interval_words(covering[0]) if len(covering) == 1 else f"covering {covering[0]}–{covering[-1]} trials"
+    return many if all(n >= 2 for n in counts) else f"mixed: {many} for some cells, {WITHIN} for others"
+
+
+def interval_counts(words: pd.Series, unit: str = "rows") -> str:
+    """``covering 3 trials in 4 rows; within one process in 2 rows``: how many used each interval (``—`` left out)."""
+    counts = words[words != "—"].value_counts(sort=False)
+    return "; ".join(f"{word} in {n} {unit}" for word, n in counts.items())
 
 
 def paper_cells() -> pd.DataFrame:
     frame = pd.DataFrame(paper_records()).rename(columns={"latency_ms": "value"})
-    return frame.assign(label="paper", boot=None)[[*KEYS, "value", "boot"]]
+    return frame.assign(label="paper", boot=None, **{TRIALS_COLUMN: None})[[*KEYS, "value", "boot", TRIALS_COLUMN]]
 
 
 def ratio_bootstrap(num: object, den: object) -> np.ndarray | None:
@@ -134,12 +184,20 @@ def pairs(frame: pd.DataFrame, axis: str, num: str, den: str, keys: list[str] = 
     """Cells equal in every key but ``axis``: ``ratio = value[axis=num] / value[axis=den]``, its bootstrap
     (``boot``) and 95 % interval (``low``, ``high``)."""
     other = [k for k in keys if k != axis]
-    a = frame[frame[axis] == num][[*other, "value", "boot"]].rename(columns={"value": "num_ms", "boot": "num_boot"})
-    b = frame[frame[axis] == den][[*other, "value", "boot"]].rename(columns={"value": "den_ms", "boot": "den_boot"})
-    merged = a.merge(b, on=other)
+    carried = ["value", "boot", *([TRIALS_COLUMN] if TRIALS_COLUMN in frame else [])]
+    a, b = (
+        frame[frame[axis] == v][[*other, *carried]].rename(columns={c: f"{side}_{c}" for c in carried})
+        for v, side in ((num, "num"), (den, "den"))
+    )
+    merged = a.merge(b, on=other).rename(columns={"num_value": "num_ms", "den_value": "den_ms"})
     merged["ratio"] = merged["num_ms"] / merged["den_ms"]
     merged["boot"] = [ratio_bootstrap(n, d) for n, d in zip(merged["num_boot"], merged["den_boot"], strict=True)]
-    return with_interval(merged.drop(columns=["num_boot", "den_boot"]))
+    dropped = ["num_boot", "den_boot"]
+    if TRIALS_COLUMN in frame:
+        sides = zip(merged[f"num_{TRIALS_COLUMN}"], merged[f"den_{TRIALS_COLUMN}"], strict=True)
+        merged[TRIALS_COLUMN] = [joined_trials(n, d) for n, d in sides]
+        dropped += [f"num_{TRIALS_COLUMN}", f"den_{TRIALS_COLUMN}"]
+    return with_interval(merged.drop(columns=dropped))
 
 
 def with_paper(ours: pd.DataFrame, paper: pd.DataFrame, on: list[str]) -> pd.DataFrame:
@@ -181,6 +239,8 @@ def pretty(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         out[title] = series.values
         if key == "ratio" and "low" in frame:
             out[f"{title}: 95 % interval"] = [span(lo, hi) for lo, hi in zip(frame["low"], frame["high"], strict=True)]
+            if TRIALS_COLUMN in frame:
+                out[INTERVAL_COLUMN] = [interval_used(c) for c in frame[TRIALS_COLUMN]]
     return out
 
 
@@ -228,7 +288,10 @@ def findings_markdown(found: list[Finding], metric: str) -> str:
     ]
     for i, f in enumerate(found, 1):
         lines += [f"## {i}. {f.title}" + (" (new)" if f.new else ""), "", f"> {f.claim}", ""]
-        lines += [f"- paper: {f.paper}", f"- ours: {f.ours}", f"- verdict: **{f.verdict}**", ""]
+        lines += [f"- paper: {f.paper}", f"- ours: {f.ours}", f"- verdict: **{f.verdict}**"]
+        if INTERVAL_COLUMN in f.details and (used := interval_counts(f.details[INTERVAL_COLUMN])):
+            lines += [f"- intervals: {used}"]
+        lines += [""]
         if not f.details.empty:
             shown = f.details.head(MAX_DETAIL_ROWS)
             lines += [to_markdown(shown), ""]

@@ -168,18 +168,24 @@ def _artifact_path(runs: RunSet, row: pd.Series, name: str) -> Path:
         return Path(mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path=name))
 
 
-def load_samples(runs: RunSet, timing: str = "per_request") -> dict[str, np.ndarray]:
-    """The kept latency samples (``latencies.csv``) of every FINISHED timed run; runs without them are left out."""
-    found: dict[str, np.ndarray] = {}
+def load_trials(runs: RunSet, timing: str = "per_request") -> dict[str, list[np.ndarray]]:
+    """The kept latency samples (``latencies.csv``) of every FINISHED timed run, one array per trial (one for a run
+    without trials); runs without them are left out."""
+    found: dict[str, list[np.ndarray]] = {}
     for _, row in runs.finished.iterrows():
         try:
-            values = latencies.read(_artifact_path(runs, row, latencies.FILE).read_text(), timing)
+            trials = latencies.read_trials(_artifact_path(runs, row, latencies.FILE).read_text(), timing)
         except Exception as exc:  # noqa: BLE001 - a run without samples only loses its intervals
             log.debug("no %s for %s: %s", latencies.FILE, row["run_id"], exc)
             continue
-        if values.size:
-            found[str(row["run_id"])] = values
+        if trials:
+            found[str(row["run_id"])] = trials
     return found
+
+
+def load_samples(runs: RunSet, timing: str = "per_request") -> dict[str, np.ndarray]:
+    """:func:`load_trials`, every run's trials pooled into one array."""
+    return {run_id: np.concatenate(trials) for run_id, trials in load_trials(runs, timing).items()}
 
 
 def environment(runs: RunSet) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 Every claim is a ratio between cells (configurations) and every ratio is judged by one rule (:func:`direction`):
 where the runs kept their samples, the ratio's 95 % interval comes from a bootstrap of both cells' medians
-(:mod:`blockbench.measure.statistics`); the claim *holds* in a cell when the whole interval lies beyond ``1 +
-MARGIN`` in the claimed direction, is *reversed* when it lies beyond the bound on the other side, is *equivalent*
-when it lies within ``1 ± MARGIN``, and *cannot tell* otherwise. The margin absorbs what the interval does not
+(:mod:`blockbench.measure.statistics`), two-level over trials where a cell's runs measured several (fresh
+processes and builds: the interval then covers the kernel choices that differ between builds); the claim *holds*
+in a cell when the whole interval lies beyond ``1 + MARGIN`` in the claimed direction, is *reversed* when it lies
+beyond the bound on the other side, is *equivalent* when it lies within ``1 ± MARGIN``, and *cannot tell*
+otherwise. The margin absorbs what the interval does not
 cover: two runs made minutes apart drift by a few percent (clocks, temperature, kernel choices). The paper's tables,
 and runs without samples, have no interval: their point ratio is placed by the same rule. A claim's verdict counts
 its cells in each class; "holds" only when every tested cell holds.
@@ -25,7 +27,15 @@ from collections.abc import Iterator
 import pandas as pd
 
 from blockbench.axes.precisions import NAMES, PRECISIONS
-from blockbench.measure.statistics import CANNOT_TELL, EQUIVALENT, HIGHER, LOWER, RATIO_METHOD, classify
+from blockbench.measure.statistics import (
+    CANNOT_TELL,
+    EQUIVALENT,
+    HIGHER,
+    LOWER,
+    RATIO_METHOD,
+    TRIALS_METHOD,
+    classify,
+)
 
 MARGIN = 0.05  # ratios within 1 ± 5 % are "equivalent": the drift between two separately launched runs
 MAGNITUDE_TOLERANCE = 0.25  # a speed-up within ±25 % of the paper's counts as reproduced
@@ -71,10 +81,14 @@ def rule_text() -> str:
     return (
         "**Verdict rule**, the same for every claim and every cell: the ratio the "
         f"claim predicts to be above 1 (slow / fast) has a 95 % interval ({RATIO_METHOD}, both cells' kept samples "
-        f"resampled); the claim **holds** in a cell when the whole interval lies above {1 + MARGIN:.2f}, is "
-        f"**reversed** when it lies below 1/{1 + MARGIN:.2f}, is **equivalent** when it lies within ±{MARGIN:.0%} "
-        f"of 1, and **cannot tell** otherwise. The ±{MARGIN:.0%} margin is the drift between two separately "
-        "launched runs, which the interval (noise within each run) does not cover. The paper's tables, and runs "
+        "resampled; where a cell's runs measured trials, fresh processes and builds, its median is bootstrapped "
+        f"over them instead: {TRIALS_METHOD}; each row's *interval* column says which: *within one process* or "
+        f"*covering N trials*); the claim **holds** in a cell when the whole interval lies above {1 + MARGIN:.2f}, "
+        f"is **reversed** when it lies below 1/{1 + MARGIN:.2f}, is **equivalent** when it lies within "
+        f"±{MARGIN:.0%} of 1, and **cannot tell** otherwise. The ±{MARGIN:.0%} margin is the drift between two "
+        "separately launched runs, which an interval within one process does not cover (one covering trials "
+        "covers rebuilds of one configuration; the margin stays, so that every cell is judged by one rule). "
+        "The paper's tables, and runs "
         "without kept samples, have no interval: their point ratio is placed by the same rule. A claim's verdict "
         "is *holds* (or *reversed*, *equivalent*) only when every tested cell says so, else *mixed* with the count "
         f"of each. A speed-up is *reproduced* when it holds and lies within ±{MAGNITUDE_TOLERANCE:.0%} of the "

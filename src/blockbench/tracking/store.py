@@ -231,11 +231,11 @@ class Tracker:
             for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
                 self.client.log_batch(run_id, params=items[i : i + 100])
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         with self.lock:
             for i in range(0, len(items), 1000):
                 self.client.log_batch(run_id, metrics=items[i : i + 1000])

@@ -163,7 +163,7 @@ class TensorRTBackend(Backend):
             saved_runtime_cache = None
             if settings.uses_runtime_cache:
                 self.runtime_cache = SharedCacheFile(
-                    self.ctx.cache_dir / "tensorrt" / "runtime",
+                    self.ctx.engines_dir / "tensorrt" / "runtime",
                     str(bindings.VERSION),
                     gpu_identity(self.ctx.device),
                     settings.library,
@@ -177,7 +177,7 @@ class TensorRTBackend(Backend):
             settings,
             self.ctx.precision,
             target,
-            self.ctx.cache_dir,
+            self.ctx.engines_dir,
             self.ctx.work_dir,
             runtime,
             has_gpu=self.ctx.is_cuda,

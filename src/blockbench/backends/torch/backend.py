@@ -90,7 +90,7 @@ class TorchBackend(Backend):
             # Inductor's FX-graph and kernel caches live in the project cache, shared by every job and sweep. Set,
             # not defaulted: inductor writes its default (/tmp) into the variable the first time anything in the
             # process asks for it (meta-device ops do), and prebuild workers and timed jobs must share one place.
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.ctx.cache_dir / INDUCTOR_CACHE)
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.ctx.engines_dir / INDUCTOR_CACHE)
         tags: dict[str, str] = {}
         if self.settings.mode == "compile":
             freezing = self.settings.freezing
