@@ -110,6 +110,16 @@ def test_interleave_times_both_tiny_networks_alternately(capsys) -> None:
     assert "\ninterval: within one process (one build of each side, interleaved;" in out
 
 
+@pytest.mark.slow
+def test_interleave_trials_each_run_in_a_fresh_process_and_the_interval_covers_them(capsys) -> None:
+    tiny = [a for a in TINY if a.startswith("model.")]
+    args = ["--interleave", "--a", "block=vgg norm=bn", "--b", "block=vgg norm=ln", "--rounds", "2", "--round", "5"]
+    assert main([*args, "--trials", "2", *tiny, "cache_dir=/tmp/blockbench-compare-cache"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("a fresh process, fresh builds") == 2 and "(2 trials, 20 samples)" in out
+    assert "\ninterval: covering trials (two-level bootstrap): A 2 trials, B 2 trials (each trial a fresh" in out
+
+
 def _logged_run(
     uri: str, experiment: str, samples: np.ndarray | list[np.ndarray], folder: Path, tags: dict[str, str] | None = None
 ) -> str:

@@ -23,25 +23,31 @@ may still exclude 1).
 
 ``--interleave`` measures the two configurations alternately in one process (A, B, A, B, ... in rounds of
 ``--round`` inferences), so a drift of clocks or temperature over the measurement falls on both alike instead of
-masquerading as a difference between two runs made minutes apart; its interval is within one process (one build
-of each side), which its output says.
+masquerading as a difference between two runs made minutes apart. Alone, its interval is within one process (one
+build of each side); with ``--trials N`` (N >= 2) each trial runs in a fresh process with fresh builds of both
+sides and the interval covers the trials. The output says which.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
+import multiprocessing
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from hydra import compose, initialize_config_dir
 
 from blockbench.config.paths import conf_dir, default_tracking_uri
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError, ConfigError
 from blockbench.job.engine import open_step
-from blockbench.job.plan import plan_job, run_name
+from blockbench.job.plan import JobPlan, plan_job, run_name
+from blockbench.job.trials import trial_plan
 from blockbench.measure import latencies
 from blockbench.measure.statistics import (
     COVERING,
@@ -219,11 +225,14 @@ def compare_runs(uri: str, experiment: str, a: str, b: str, timing: str, thresho
 
 
 def interleave(
-    a: list[str], b: list[str], common: list[str], rounds: int, per_round: int, threshold: float
+    a: list[str], b: list[str], common: list[str], rounds: int, per_round: int, threshold: float, trials: int = 1
 ) -> Comparison:
-    """Build both engines, then time A and B alternately in one process: rounds of ``per_round`` inferences."""
-    from hydra import compose, initialize_config_dir
+    """Build both engines, then time A and B alternately: rounds of ``per_round`` inferences.
 
+    ``trials`` 1: in this process, one build of each side. ``trials`` >= 2: each trial in a fresh process (spawned)
+    with fresh builds of both sides (after the first, in empty engine caches, as ``benchmark.trial_builds=fresh``
+    does), and the verdict uses the two-level bootstrap over the trials.
+    """
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfgs = [
             compose(
@@ -238,6 +247,26 @@ def interleave(
         raise ConfigError(
             "--interleave compares two configurations on one device in one precision (numeric modes are global)"
         )
+    if trials < 1:
+        raise ConfigError(f"--trials={trials} is not allowed: it must be >= 1")
+    if trials == 1:
+        first, second = _interleaved(plans, rounds, per_round)
+        used = f"{WITHIN} (one build of each side, interleaved; rebuild-to-rebuild variation is not covered)"
+        return compare_samples(first, second, threshold, interval_used=used)
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    for trial in range(trials):
+        print(f"trial {trial + 1} of {trials}: a fresh process, fresh builds", flush=True)
+        trial_plans = [trial_plan(plan, trial) for plan in plans]
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            found.append(pool.submit(_interleaved, trial_plans, rounds, per_round).result())
+    material = " ".join([*a, "|", *b, "|", *common])
+    result = compare_trials([x for x, _ in found], [y for _, y in found], threshold, seed_for(material))
+    how = " (each trial a fresh process with fresh builds of both sides, interleaved within it)"
+    return dataclasses.replace(result, interval_used=result.interval_used + how)
+
+
+def _interleaved(plans: list[JobPlan], rounds: int, per_round: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' samples, timed alternately in this process."""
     with contextlib.ExitStack() as stack:
         steps = [stack.enter_context(open_step(plan)) for plan in plans]
         if any(step is None for step in steps):
@@ -252,8 +281,7 @@ def interleave(
             for side, (step, timer) in enumerate(zip(steps, timers, strict=True)):
                 with step.context():  # type: ignore[union-attr]
                     samples[side].extend(timer() for _ in range(per_round))
-    used = f"{WITHIN} (one build of each side, interleaved; rebuild-to-rebuild variation is not covered)"
-    return compare_samples(np.asarray(samples[0]), np.asarray(samples[1]), threshold, interval_used=used)
+    return np.asarray(samples[0]), np.asarray(samples[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,12 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interleave", action="store_true", help="re-measure A and B alternately in this process")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--round", dest="per_round", type=int, default=20, help="inferences per side per round")
+    parser.add_argument(
+        "--trials", type=int, default=1, help="--interleave: trials, each a fresh process with fresh builds"
+    )
     args = parser.parse_args(argv)
     try:
         if args.interleave:
             if not (args.a and args.b):
                 raise ConfigError("--interleave needs --a and --b: the overrides of each configuration")
-            result = interleave(args.a.split(), args.b.split(), args.runs, args.rounds, args.per_round, args.threshold)
+            result = interleave(
+                args.a.split(), args.b.split(), args.runs, args.rounds, args.per_round, args.threshold, args.trials
+            )
         else:
             pair = args.runs if len(args.runs) == 2 else [args.a, args.b]
             if any(x is None for x in pair) or len(pair) != 2:
