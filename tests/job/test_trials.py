@@ -119,6 +119,7 @@ def test_trials_of_known_medians_combine_to_their_median_and_an_interval_between
     trials = run_trials(plan, lambda _: next(done), seed=7)
     m = trials.result.metrics
     assert m[names.LATENCY_MEDIAN] == 2.0 and m[names.TRIALS] == 3
-    assert 1.0 <= m[names.LATENCY_MEDIAN_TRIALS_CI_LOW] < 2.0 < m[names.LATENCY_MEDIAN_TRIALS_CI_HIGH] <= 3.0
+    # three trials: wider than their range (the few-trials widening)
+    assert m[names.LATENCY_MEDIAN_TRIALS_CI_LOW] < 1.0 and m[names.LATENCY_MEDIAN_TRIALS_CI_HIGH] > 3.0
     assert [t[names.TRIAL_MEDIAN] for t in trials.per_trial] == [1.0, 3.0, 2.0]
     assert "trial 2's, the median trial's" in trials.result.tags["trial_statistics"]

@@ -12,8 +12,10 @@ from blockbench.measure.statistics import (
     interval_words,
     median_over_trials,
     seed_for,
+    small_sample_widening,
     trial_bootstrap,
     trials_interval,
+    two_level_medians,
 )
 
 RESAMPLES = 1000  # enough for a 95 % interval to a few percent of its width, and fast
@@ -33,7 +35,7 @@ def test_trials_whose_medians_differ_give_an_interval_far_wider_than_one_trials(
     within_low, within_high = interval(bootstrap_medians(trials[3], np.random.default_rng(1), RESAMPLES))
     assert low < float(np.median(centres)) < high
     assert (high - low) > 20 * (within_high - within_low)
-    assert 0.90 < low < 1.0 < high < 1.10  # within the trials' range: the median of 7 draws rarely reaches the ends
+    assert 0.90 < low < 1.0 < high < 1.10  # 7 trials: widened by 1.35, still within the trials' range here
 
 
 def test_identical_trials_give_about_the_within_trial_interval() -> None:
@@ -66,7 +68,7 @@ def test_one_trial_is_the_within_trial_bootstrap_draw_for_draw() -> None:
 def test_the_distribution_has_one_value_per_resample_and_draws_medians_of_drawn_trials() -> None:
     """Two trials far apart and noiseless: every resample's median is one trial's, or the mean of the two."""
     trials = [np.full(20, 1.0), np.full(20, 3.0)]
-    boot = trial_bootstrap(trials, np.random.default_rng(7), 2000)
+    boot = two_level_medians(trials, np.random.default_rng(7), 2000)
     assert boot.shape == (2000,) and set(np.unique(boot)) == {1.0, 2.0, 3.0}
     shares = [float(np.mean(boot == v)) for v in (1.0, 2.0, 3.0)]
     assert shares == pytest.approx([0.25, 0.5, 0.25], abs=0.04)  # (1,1), (1,3) or (3,1), (3,3)
@@ -92,3 +94,17 @@ def test_empty_trials_are_refused_never_an_interval_from_nothing() -> None:
 def test_the_interval_is_named_as_what_it_covers() -> None:
     assert interval_words(1) == WITHIN == "within one process"
     assert interval_words(3) == "covering 3 trials"
+
+
+def test_few_trials_widen_the_distribution_by_students_t_about_the_median_of_trial_medians() -> None:
+    assert small_sample_widening(1) == 1.0
+    assert small_sample_widening(3) == pytest.approx(4.303 / 1.960 * (3 / 2) ** 0.5, rel=1e-3)  # 2.69
+    assert small_sample_widening(8) == pytest.approx(2.365 / 1.960 * (8 / 7) ** 0.5, rel=1e-3)  # 1.29
+    assert small_sample_widening(1000) == pytest.approx(1.0, abs=0.01)
+    trials = trials_around([1.0, 1.05, 0.98], n=100, spread=0.02, seed=9)
+    raw = two_level_medians(trials, np.random.default_rng(1), RESAMPLES)
+    wide = trial_bootstrap(trials, np.random.default_rng(1), RESAMPLES)
+    center = median_over_trials(trials)
+    assert np.allclose(np.log(wide / center), small_sample_widening(3) * np.log(raw / center))
+    low, high = interval(wide)
+    assert low < min(float(np.median(t)) for t in trials) and high > max(float(np.median(t)) for t in trials)
