@@ -31,6 +31,7 @@ from blockbench.job.stages import Stages, mark_failed_stage
 
 TIMED_STAGE = "benchmark"
 COMPILE_THREADS_ENV = "TORCHINDUCTOR_COMPILE_THREADS"  # inductor reads it once, when its config is imported
+PREBUILT_MARK_ENV = "BLOCKBENCH_PREBUILT_COMPILE_THREADS"  # set beside it when a sweep's prebuild chose it, not a user
 
 
 class _PipeHandler(logging.Handler):
@@ -58,6 +59,8 @@ def worker_main(plan: JobPlan, conn: Connection, log_path: str, environ: dict[st
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(environ)  # the parent's environment as it is now, not the server's from when it started
+    if plan.ctx.engine_cache_dir is not None and os.environ.pop(PREBUILT_MARK_ENV, None):
+        os.environ.pop(COMPILE_THREADS_ENV, None)  # a fresh trial compiles from nothing: inductor's own pool
     _compile_threads_from_environment()
     os.chdir(cwd)
     if plan.ctx.is_cuda and torch.cuda._is_in_bad_fork():  # the server initialised CUDA: this process cannot use it

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from blockbench import interrupts
 from blockbench.errors import EXPLAINED_EXIT, BlockbenchError
 from blockbench.job import launch
-from blockbench.job.worker import COMPILE_THREADS_ENV
+from blockbench.job.worker import COMPILE_THREADS_ENV, PREBUILT_MARK_ENV
 from blockbench.recording.ui import describe_sweep
 from blockbench.sweep import prebuild
 from blockbench.sweep.folder import SweepFolder
@@ -153,6 +153,7 @@ def _compile_timed_jobs_in_process() -> None:
     so the timed jobs compile in their own process, unless the user set the number of compile threads."""
     if COMPILE_THREADS_ENV not in os.environ:
         os.environ[COMPILE_THREADS_ENV] = "1"
+        os.environ[PREBUILT_MARK_ENV] = "1"  # fresh trials (an empty engine cache) compile with the default pool
         log.info("prebuild done: timed jobs load the prebuilt graphs without a pool of compile processes")
 
 
