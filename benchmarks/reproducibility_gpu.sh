@@ -19,10 +19,10 @@ for label in "$@"; do
   cache=/tmp/reproducibility_cache/$label
   rm -rf "$cache"
   start=$(date +%s.%N)
-  python main.py -m +experiment=paper_gpu "${AXES[@]}" "${extra[@]}" tracking.enabled=false cache_dir="$cache" \
+  "${PYTHON:-python3}" main.py -m +experiment=paper_gpu "${AXES[@]}" "${extra[@]}" tracking.enabled=false cache_dir="$cache" \
     hydra.sweep.dir="$OUT/$label" >"$OUT/$label.log" 2>&1
   rc=$?
   end=$(date +%s.%N)
-  printf '%s\t%s\n' "$label" "$(python -c "print($end - $start)")" >>"$OUT/walls.tsv"
-  echo "$label: exit $rc, $(python -c "print(round($end - $start, 1))") s"
+  printf '%s\t%s\n' "$label" "$("${PYTHON:-python3}" -c "print($end - $start)")" >>"$OUT/walls.tsv"
+  echo "$label: exit $rc, $("${PYTHON:-python3}" -c "print(round($end - $start, 1))") s"
 done
