@@ -1,7 +1,7 @@
 """Does a config's second sweep land inside the first sweep's covering interval? Per config and mode: the first
 sweep's median with its within-run interval (one trial: one process and build) and its covering interval (the
-trials, two-level bootstrap), the second sweep's median, and whether it lies inside each; then each sweep's wall
-time (the precision stopping rule off, and on for sweeps labelled ``<mode>-p``).
+trials: Student's t over trial medians), the second sweep's median, and whether it lies inside each; then each
+sweep's wall time (the precision stopping rule off, and on for sweeps labelled ``<mode>-p``).
 
 Reads sweep folders ``<mode>-<sweep>`` made by benchmarks/reproducibility_gpu.sh (``tracking.enabled=false``: each
 job's ``run.json``) and its ``walls.tsv``.

@@ -117,7 +117,10 @@ def test_interleave_trials_each_run_in_a_fresh_process_and_the_interval_covers_t
     assert main([*args, "--trials", "2", *tiny, "cache_dir=/tmp/blockbench-compare-cache"]) == 0
     out = capsys.readouterr().out
     assert out.count("a fresh process, fresh builds") == 2 and "(2 trials, 20 samples)" in out
-    assert "\ninterval: covering trials (two-level bootstrap): A 2 trials, B 2 trials (each trial a fresh" in out
+    assert (
+        "\ninterval: covering trials (Student's t over trial medians): A 2 trials, B 2 trials (each trial a fresh"
+        in out
+    )
 
 
 def _logged_run(
@@ -168,8 +171,8 @@ def test_trials_on_both_sides_compare_medians_of_trial_medians_with_the_covering
     assert (result.high - result.low) > 10 * (within.high - within.low)
     assert result.verdict.startswith("cannot tell at ±1 %") and within.verdict.startswith("B is slower than A")
     report = result.report()
-    assert "\ninterval: covering trials (two-level bootstrap): A 5 trials, B 5 trials\n" in report
-    assert "(5 trials, 1000 samples)" in report and "two-level percentile bootstrap" in report
+    assert "\ninterval: covering trials (Student's t over trial medians): A 5 trials, B 5 trials\n" in report
+    assert "(5 trials, 1000 samples)" in report and "each side drawn from its interval over trials" in report
     assert compare_trials(a, b, 0.01, seed=5) == compare_trials(a, b, 0.01, seed=5)
 
 
@@ -181,7 +184,9 @@ def test_one_trial_each_is_the_within_process_comparison_and_says_so() -> None:
 
 def test_trials_on_one_side_only_say_which_side_the_interval_covers() -> None:
     result = compare_trials([noisy(1.0, 100, 42)], builds([1.1, 1.12, 1.08], 100, 43))
-    assert result.interval_used.startswith("mixed: B covering trials (two-level bootstrap) over its 3 trials, A within")
+    assert result.interval_used.startswith(
+        "mixed: B covering trials (Student's t over trial medians) over its 3 trials, A within"
+    )
     assert result.trials_a == 1 and result.trials_b == 3
 
 
@@ -200,5 +205,5 @@ def test_logged_runs_with_trials_use_the_covering_interval_seeded_by_content_not
         assert main(["--tracking-uri", uri, *ids]) == 0
         outputs.append(capsys.readouterr().out.split("\n", 2)[2])  # after the two "A: run <id>" lines
     assert outputs[0] == outputs[1]
-    assert "interval: covering trials (two-level bootstrap): A 3 trials, B 3 trials" in outputs[0]
+    assert "interval: covering trials (Student's t over trial medians): A 3 trials, B 3 trials" in outputs[0]
     assert "verdict: B is slower than A by" in outputs[0]

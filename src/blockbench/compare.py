@@ -5,14 +5,14 @@
     python -m blockbench.compare --interleave --a "block=mobilenet norm=bn" --b "block=mobilenet norm=ln" \\
         -- hardware.device=cuda precision=fp16 backend=torch backend.mode=cuda_graph
 
-The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, seeded, so the
-same samples always give the same interval): the ratio of two medians has no exact distribution-free interval, and
-the bootstrap needs no assumption about the latency distribution. Where both logged runs measured trials
+The interval of ``median(B) / median(A)`` is a percentile bootstrap (both sample sets resampled, seeded, so the same
+samples always give the same interval): the ratio of two medians has no exact distribution-free interval, and the
+bootstrap needs no assumption about the latency distribution. Where both logged runs measured trials
 (``benchmark.trials`` >= 2: fresh processes and builds), each median is the median of its trial medians and the
 bootstrap has two levels (trials, then each drawn trial's samples:
 :func:`~blockbench.measure.statistics.trial_bootstrap`), so the interval covers the kernel choices that differ from
-build to build; otherwise it covers the noise within one process. The output says which (``interval: covering
-trials (two-level bootstrap)`` or ``interval: within one process``). A logged comparison is seeded from the runs'
+build to build; otherwise it covers the noise within one process. The output says which (``interval: covering trials
+(Student's t over trial medians)`` or ``interval: within one process``). A logged comparison is seeded from the runs'
 content (their config hashes, else their samples), never from their run ids, so it gives the same interval in any
 store.
 
@@ -117,11 +117,11 @@ def compare_samples(
 def compare_trials(
     a: Sequence[np.ndarray], b: Sequence[np.ndarray], threshold: float = 0.01, seed: int = SEED
 ) -> Comparison:
-    """The ratio of two runs' medians, each the median of its trial medians, by the two-level bootstrap
+    """The ratio of two runs' medians, each the median of its trial medians, by their intervals over trials
     (:func:`~blockbench.measure.statistics.trial_bootstrap`) where both sides have >= 2 trials.
 
     With one trial on each side this is :func:`compare_samples` (within one process). With trials on one side only,
-    that side keeps its two-level bootstrap and the other its within-process one, and the output says so.
+    that side keeps its interval over trials and the other its within-process one, and the output says so.
     """
     a = [np.asarray(t, dtype=float) for t in a if len(t)]
     b = [np.asarray(t, dtype=float) for t in b if len(t)]
@@ -231,7 +231,7 @@ def interleave(
 
     ``trials`` 1: in this process, one build of each side. ``trials`` >= 2: each trial in a fresh process (spawned)
     with fresh builds of both sides (after the first, in empty engine caches, as ``benchmark.trial_builds=fresh``
-    does), and the verdict uses the two-level bootstrap over the trials.
+    does), and the verdict uses the interval over the trials.
     """
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfgs = [

@@ -1,4 +1,4 @@
-"""The covering interval over trials: a two-level bootstrap on known distributions, and its seeds."""
+"""The covering interval over trials (Student's t over trial medians) on known distributions, and its seeds."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from blockbench.measure.statistics import (
     interval_words,
     median_over_trials,
     seed_for,
-    small_sample_widening,
     trial_bootstrap,
     trials_interval,
-    two_level_medians,
+    trials_standard_error,
 )
 
 RESAMPLES = 1000  # enough for a 95 % interval to a few percent of its width, and fast
@@ -35,7 +34,8 @@ def test_trials_whose_medians_differ_give_an_interval_far_wider_than_one_trials(
     within_low, within_high = interval(bootstrap_medians(trials[3], np.random.default_rng(1), RESAMPLES))
     assert low < float(np.median(centres)) < high
     assert (high - low) > 20 * (within_high - within_low)
-    assert 0.90 < low < 1.0 < high < 1.10  # 7 trials: widened by 1.35, still within the trials' range here
+    # t(6) x sqrt(pi/2) x s / sqrt(7) about the median 1.00: s = 0.066, so about ±7.6 %
+    assert low == pytest.approx(np.exp(-0.076), abs=0.01) and high == pytest.approx(np.exp(0.076), abs=0.01)
 
 
 def test_identical_trials_give_about_the_within_trial_interval() -> None:
@@ -47,7 +47,7 @@ def test_identical_trials_give_about_the_within_trial_interval() -> None:
     assert low < 1.0 < high
     # no wider than one trial's interval (each trial's median is as uncertain; their median of 5, less so) …
     assert (high - low) < 1.5 * (one_high - one_low)
-    # … and no narrower than the pooled samples' (the two-level bootstrap does not pretend the trials are one)
+    # … and no narrower than the pooled samples' (the trials are not pretended to be one)
     assert (high - low) > 0.8 * (pooled_high - pooled_low)
 
 
@@ -65,19 +65,29 @@ def test_one_trial_is_the_within_trial_bootstrap_draw_for_draw() -> None:
     assert np.array_equal(one, bootstrap_medians(trial, np.random.default_rng(6), RESAMPLES))
 
 
-def test_the_distribution_has_one_value_per_resample_and_draws_medians_of_drawn_trials() -> None:
-    """Two trials far apart and noiseless: every resample's median is one trial's, or the mean of the two."""
-    trials = [np.full(20, 1.0), np.full(20, 3.0)]
-    boot = two_level_medians(trials, np.random.default_rng(7), 2000)
-    assert boot.shape == (2000,) and set(np.unique(boot)) == {1.0, 2.0, 3.0}
-    shares = [float(np.mean(boot == v)) for v in (1.0, 2.0, 3.0)]
-    assert shares == pytest.approx([0.25, 0.5, 0.25], abs=0.04)  # (1,1), (1,3) or (3,1), (3,3)
+def test_the_draws_follow_students_t_about_the_median_and_give_the_exact_interval() -> None:
+    trials = trials_around([1.0, 1.03, 0.98], n=100, spread=0.01, seed=7)
+    draws = trial_bootstrap(trials, np.random.default_rng(7), 20000)
+    low, high = trials_interval(trials)
+    assert interval(draws) == pytest.approx((low, high), rel=0.01)
+    se = trials_standard_error(trials)
+    medians = np.array([np.median(t) for t in trials])
+    assert se >= np.sqrt(np.pi / 2) * medians.std(ddof=1) / np.sqrt(3)  # the within-trial part only adds
+    assert np.log(high / 1.0) == pytest.approx(4.303 * se / np.median(medians), rel=0.02)  # t(2) = 4.303
+
+
+def test_trials_that_agree_closely_still_carry_their_own_noise() -> None:
+    """Three trials whose medians happen to be equal: the interval is the trials' own noise, not zero."""
+    trials = [np.linspace(0.9, 1.1, 61)] * 3  # median 1.0 each
+    low, high = trials_interval(trials)
+    assert low < 1.0 < high and high - low > 0.01
 
 
 def test_the_interval_is_determined_by_its_seed_and_the_seed_by_content() -> None:
     trials = trials_around([1.0, 1.05, 0.98], n=100, spread=0.02, seed=8)
-    assert trials_interval(trials, 123, RESAMPLES) == trials_interval(trials, 123, RESAMPLES)
-    assert trials_interval(trials, 123, RESAMPLES) != trials_interval(trials, 124, RESAMPLES)
+    assert trials_interval(trials, 123, RESAMPLES) == trials_interval(trials, 124, RESAMPLES)  # exact: no resampling
+    draws = [trial_bootstrap(trials, np.random.default_rng(seed), RESAMPLES) for seed in (123, 123, 124)]
+    assert np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[0], draws[2])
     assert seed_for("config-hash-abc") == seed_for("config-hash-abc") != seed_for("config-hash-abd")
     assert 0 <= seed_for("") < 2**64  # numpy seeds must be non-negative
     # a fixed value, so that the same content gives the same interval in every process and store
@@ -94,17 +104,3 @@ def test_empty_trials_are_refused_never_an_interval_from_nothing() -> None:
 def test_the_interval_is_named_as_what_it_covers() -> None:
     assert interval_words(1) == WITHIN == "within one process"
     assert interval_words(3) == "covering 3 trials"
-
-
-def test_few_trials_widen_the_distribution_by_students_t_about_the_median_of_trial_medians() -> None:
-    assert small_sample_widening(1) == 1.0
-    assert small_sample_widening(3) == pytest.approx(4.303 / 1.960 * (3 / 2) ** 0.5, rel=1e-3)  # 2.69
-    assert small_sample_widening(8) == pytest.approx(2.365 / 1.960 * (8 / 7) ** 0.5, rel=1e-3)  # 1.29
-    assert small_sample_widening(1000) == pytest.approx(1.0, abs=0.01)
-    trials = trials_around([1.0, 1.05, 0.98], n=100, spread=0.02, seed=9)
-    raw = two_level_medians(trials, np.random.default_rng(1), RESAMPLES)
-    wide = trial_bootstrap(trials, np.random.default_rng(1), RESAMPLES)
-    center = median_over_trials(trials)
-    assert np.allclose(np.log(wide / center), small_sample_widening(3) * np.log(raw / center))
-    low, high = interval(wide)
-    assert low < min(float(np.median(t)) for t in trials) and high > max(float(np.median(t)) for t in trials)

@@ -12,19 +12,18 @@ within-trial interval describes one process's one engine. Engines that autotune 
 inductor's autotuning, cuDNN's benchmark mode, ONNX Runtime's algorithm search) pick kernels by timing them, and
 pick differently from build to build and process to process; a compiled MobileNet's median moved by more than 10 %
 between processes while each process's interval was a fraction of that (docs/measurement.md). So with N >= 2
-trials a run's median is the median of its trial medians (:func:`median_over_trials`) and its interval comes from a
-two-level percentile bootstrap (:func:`trial_bootstrap`): the trials resampled with replacement, and within each
-drawn trial its samples, so that it covers the variation between builds and processes as well as the noise within
-each. With few trials a plain percentile bootstrap errs narrow: it cannot reach much past the range of the trial
-medians, which misses the median over builds with probability 2 · 0.5^N (25 % at 3 trials); simulated with
-normally spread build medians (300 runs each) it covered the true median in 77 % of runs at 3 trials and 93 % at
-5 and 8, and a second sweep's median fell inside the first's interval in only 61 % at 3 trials. So the bootstrap
-distribution is widened about the median of trial medians, in log space, by
-``k_N = t(0.975, N - 1) / z(0.975) · sqrt(N / (N - 1))`` (:func:`small_sample_widening`): its percentile interval
-is then the bootstrap-standard-error interval with Student's t quantile and the plug-in variance's N / (N - 1)
-correction (2.69 at 3 trials, 1.37 at 8, -> 1). In the same simulation it covered the true median in 97 %, 98 %,
-96 % of runs (3, 5, 8 trials) and held a second sweep's median in 97 %, 92 %, 88 %. Ratios of such distributions
-(compare, the report) inherit the widening of each side.
+trials a run's median is the median of its trial medians (:func:`median_over_trials`), and its interval combines
+both levels (:func:`trials_standard_error`): the spread of the trial medians (which holds the between-build
+variation and each trial's own noise) as the standard error of a median, ``sqrt(pi / 2) · s / sqrt(N)``, and the
+trials' own within-trial standard errors, in quadrature; the interval is the median ± Student's t quantile at
+N - 1 degrees of freedom times that, in log space (:func:`trial_bootstrap` draws from it, so that ratios of two
+runs, in compare and the report, are resampled as one-level bootstraps are). Not a percentile bootstrap of the
+trials: with N = 3 the bootstrap distribution of a median of medians sits on the observed trial medians (two
+trials a hair apart put one end of its interval on them), and it cannot reach past their range, which misses the
+median over builds with probability 2 · 0.5^N. On an H100 (docs/gpu/reproducibility.md) a second sweep's medians
+fell inside the first's widened percentile bootstrap interval for 3 of 6 configs, inside this one for 5 of 6, on
+the same data; simulated with normally spread build medians (300 sweeps each) this interval covered the true
+median in 97 % / 98 % / 97 % of sweeps at 3 / 5 / 8 trials and held a second sweep's median in 93 % / 90 % / 86 %.
 Seeds come from content (:func:`seed_for`: a config hash, a cell's axes), never from where a run is stored, so
 the same data gives the same interval in every store.
 """
@@ -166,14 +165,14 @@ def describe(ratio: float, low: float, high: float, margin: float, above: str, b
 # -- trials: the median over fresh processes and builds, and the interval that covers them --------------------------
 
 TRIALS_METHOD = (
-    "two-level percentile bootstrap of the median of trial medians (trials resampled with replacement, then each "
-    f"drawn trial's samples), {BOOTSTRAP_RESAMPLES} resamples, widened for few trials (Student's t), 95 %"
+    "median of trial medians ± Student's t (N - 1 degrees of freedom) × its standard error (the trial medians' "
+    "spread and the trials' own noise), in log space, 95 %"
 )
 TRIALS_RATIO_METHOD = (
-    "two-level percentile bootstrap of the ratio of medians of trial medians (trials resampled, then each drawn "
-    f"trial's samples), {BOOTSTRAP_RESAMPLES} resamples, widened for few trials (Student's t), 95 %"
+    "percentile bootstrap of the ratio of medians of trial medians, each side drawn from its interval over trials "
+    f"(Student's t about the median, log space), {BOOTSTRAP_RESAMPLES} resamples, 95 %"
 )
-COVERING = "covering trials (two-level bootstrap)"  # how a reader is told which interval a verdict used
+COVERING = "covering trials (Student's t over trial medians)"  # how a reader is told which interval a verdict used
 WITHIN = "within one process"
 
 
@@ -189,32 +188,17 @@ def median_over_trials(trials: Sequence[np.ndarray]) -> float:
     return float(np.median(medians)) if medians else math.nan
 
 
-def two_level_medians(
-    trials: Sequence[np.ndarray] | Sequence[Sequence[float]],
-    rng: np.random.Generator,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-) -> np.ndarray:
-    """The plain two-level bootstrap distribution of the median of trial medians (:func:`trial_bootstrap` widens it).
-
-    Each resample draws N trials with replacement, and for each drawn trial a median of its samples resampled with
-    replacement; the statistic is the median of those N. Computed as: per trial, ``resamples`` bootstrap medians
-    (:func:`bootstrap_medians`); per resample, N trial indices and, for each, an independent one of that trial's
-    bootstrap medians. With one trial it is that trial's :func:`bootstrap_medians`, draw for draw.
-    """
-    arrays = [np.asarray(t, dtype=float) for t in trials]
-    if not arrays or any(a.size == 0 for a in arrays):
-        raise ValueError("a bootstrap over trials needs at least one trial, and samples in each")
-    per_trial = np.stack([bootstrap_medians(a, rng, resamples) for a in arrays])  # N x resamples
-    n = len(arrays)
-    if n == 1:
-        return per_trial[0]
-    out = np.empty(resamples)
-    for start in range(0, resamples, _CHUNK):
-        stop = min(start + _CHUNK, resamples)
-        picked = rng.integers(0, n, (stop - start, n))  # which trials this resample holds
-        which = rng.integers(0, resamples, (stop - start, n))  # which of each one's bootstrap medians
-        out[start:stop] = np.median(per_trial[picked, which], axis=1)
-    return out
+def trials_standard_error(trials: Sequence[np.ndarray]) -> float:
+    """The standard error of the median of trial medians: the trial medians' spread as a median's standard error
+    (``sqrt(pi / 2) · s / sqrt(N)``, the median's asymptotic efficiency against the mean) and the trials' mean
+    within-trial variance of the median over N (each from its order-statistic interval), in quadrature. The second
+    term keeps trials that happen to agree closely from claiming more than their own samples allow."""
+    medians = np.array([float(np.median(t)) for t in trials])
+    n = medians.size
+    between = math.pi / 2 * medians.var(ddof=1) / n if n > 1 else 0.0
+    z = float(scipy_stats.norm.ppf((1 + CONFIDENCE) / 2))
+    within = [((hi - lo) / (2 * z)) ** 2 for lo, hi in (median_ci(t) for t in trials) if math.isfinite(lo)]
+    return math.sqrt(between + (float(np.mean(within)) / n if within else 0.0))
 
 
 def trial_bootstrap(
@@ -222,29 +206,34 @@ def trial_bootstrap(
     rng: np.random.Generator,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> np.ndarray:
-    """Bootstrap distribution of the median of trial medians: :func:`two_level_medians`, widened in log space about
-    the median of trial medians by :func:`small_sample_widening` (1 for one trial: the within-trial bootstrap)."""
-    draws = two_level_medians(trials, rng, resamples)
-    if len(trials) < 2:
-        return draws
-    center = median_over_trials([np.asarray(t, dtype=float) for t in trials])
-    return center * np.exp(small_sample_widening(len(trials)) * np.log(draws / center))
+    """Draws of the median of trial medians, from the interval over trials (the module docstring says why):
+    ``median · exp(se / median · T)`` with T Student's t at N - 1 degrees of freedom and se
+    :func:`trials_standard_error`, so its percentile interval is that interval and ratios of two runs' draws are
+    bootstrapped as one-process runs are. One trial: that trial's :func:`bootstrap_medians`, draw for draw."""
+    arrays = [np.asarray(t, dtype=float) for t in trials]
+    if not arrays or any(a.size == 0 for a in arrays):
+        raise ValueError("a bootstrap over trials needs at least one trial, and samples in each")
+    if len(arrays) == 1:
+        return bootstrap_medians(arrays[0], rng, resamples)
+    center = median_over_trials(arrays)
+    spread = trials_standard_error(arrays) / center * rng.standard_t(len(arrays) - 1, resamples)
+    return center * np.exp(np.clip(spread, -_LOG_LIMIT, _LOG_LIMIT))  # t(1)'s tails would under/overflow exp
 
 
-def small_sample_widening(trials: int) -> float:
-    """How much the two-level bootstrap's spread is widened at ``trials`` trials (the module docstring says why):
-    Student's t over the normal quantile at N - 1 degrees of freedom, times the plug-in variance's correction."""
-    if trials < 2:
-        return 1.0
-    z = scipy_stats.norm.ppf((1 + CONFIDENCE) / 2)
-    return float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, trials - 1) / z * math.sqrt(trials / (trials - 1)))
+_LOG_LIMIT = 20.0  # a draw beyond e^±20 of the median is as good as infinite for every interval and ratio
 
 
 def trials_interval(
-    trials: Sequence[np.ndarray] | Sequence[Sequence[float]], seed: int, resamples: int = BOOTSTRAP_RESAMPLES
+    trials: Sequence[np.ndarray] | Sequence[Sequence[float]], seed: int = SEED, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float]:
-    """The 95 % interval of the median of trial medians from :func:`trial_bootstrap`, seeded (:func:`seed_for`)."""
-    return interval(trial_bootstrap(trials, np.random.default_rng(seed), resamples))
+    """The 95 % interval of the median of trial medians, ``median · exp(± t · se / median)`` (exact; ``seed`` and
+    ``resamples`` matter only for one trial, whose interval is its bootstrap's)."""
+    arrays = [np.asarray(t, dtype=float) for t in trials]
+    if len(arrays) < 2:
+        return interval(trial_bootstrap(arrays, np.random.default_rng(seed), resamples))
+    center = median_over_trials(arrays)
+    half = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, len(arrays) - 1)) * trials_standard_error(arrays) / center
+    return center * math.exp(-half), center * math.exp(half)
 
 
 def interval_words(trials: int) -> str:

@@ -6,12 +6,12 @@ Missing bars are labelled on the axis (``not run`` / ``FAILED`` / ``built, not t
 Each measured bar carries its run's 95 % interval of the median as an error bar (``<metric>_ci95_low/high``, the
 order-statistic interval over that run's own samples, :mod:`blockbench.measure.statistics`): noise within one process,
 not the variation between rebuilds or separately launched runs. A run that measured trials (``benchmark.trials`` >= 2,
-each a fresh process and build) logged the interval that covers them (``<metric>_trials_ci95_low/high``, the
-two-level bootstrap): its bar draws that one instead, thicker, so the two kinds are told apart. A configuration
-with several runs is drawn as the median of their medians with an error bar from the lowest low to the highest high
-of their intervals (thick only where every run's covers trials). Bars whose runs logged no interval, and the
-paper's bars (a mean of 3, no spread published), have none; each figure's caption (:func:`interval_caption`) says
-so and counts them.
+each a fresh process and build) logged the interval that covers them (``<metric>_trials_ci95_low/high``, the Student's
+t over trial medians): its bar draws that one instead, thicker, so the two kinds are told apart. A configuration with
+several runs is drawn as the median of their medians with an error bar from the lowest low to the highest high of
+their intervals (thick only where every run's covers trials). Bars whose runs logged no interval, and the paper's bars
+(a mean of 3, no spread published), have none; each figure's caption (:func:`interval_caption`) says so and counts
+them.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ INTERVAL_WHAT = (
 TRIALS_INTERVAL_GID = "median_trials_ci95"  # likewise, of an error bar that covers trials
 INTERVAL_TRIALS = (
     "Thick error bars ({n} here): 95 % interval of the median of trial medians, covering each run's {trials} trials "
-    "(two-level bootstrap over fresh processes and builds): includes rebuild-to-rebuild variation."
+    "(Student's t over trial medians, fresh processes and builds): includes rebuild-to-rebuild variation."
 )
 INTERVAL_REPEATS = (
     "A configuration with several runs: bar = median of their medians, error bar = lowest to highest of their "

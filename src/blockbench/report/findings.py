@@ -43,7 +43,7 @@ KEYS = [*AXES, "label"]
 MAX_DETAIL_ROWS = 60
 BOOTSTRAPPED_METRIC = "latency_ms_median"  # the metric whose samples are kept: intervals exist for it only
 # Per cell, and per ratio of cells: the trial counts behind its bootstrap, one per cell (1: within one process,
-# its samples pooled over repeats; >= 2: the two-level bootstrap over that many trials); None without a bootstrap.
+# its samples pooled over repeats; >= 2: draws from the interval over that many trials); None without a bootstrap.
 TRIALS_COLUMN = "interval_trials"
 INTERVAL_COLUMN = "interval"  # the detail column that says which interval a row's verdict used
 Samples = dict[str, np.ndarray | Sequence[np.ndarray]]  # run id -> its kept samples, pooled or one array per trial
@@ -119,7 +119,7 @@ def with_bootstrap(grid: pd.DataFrame, samples: Samples) -> pd.DataFrame:
     """A ``boot`` column: the bootstrap distribution of each cell's median, None without kept samples; and
     :data:`TRIALS_COLUMN`, which interval it is.
 
-    A cell whose runs measured trials (any run with >= 2) gets the covering interval: the two-level bootstrap over
+    A cell whose runs measured trials (any run with >= 2) gets the covering interval: draws from the interval over
     all its runs' trials (:func:`~blockbench.measure.statistics.trial_bootstrap`). Otherwise its repeats' samples
     are pooled and bootstrapped within one process. Seeded by the cell's content (:func:`cell_seed`).
     """

@@ -1,15 +1,15 @@
 """The verdict rule: how one ratio between two cells is judged, and how a claim's cells add up to its verdict.
 
-Every claim is a ratio between cells (configurations) and every ratio is judged by one rule (:func:`direction`):
-where the runs kept their samples, the ratio's 95 % interval comes from a bootstrap of both cells' medians
-(:mod:`blockbench.measure.statistics`), two-level over trials where a cell's runs measured several (fresh
-processes and builds: the interval then covers the kernel choices that differ between builds); the claim *holds*
-in a cell when the whole interval lies beyond ``1 + MARGIN`` in the claimed direction, is *reversed* when it lies
-beyond the bound on the other side, is *equivalent* when it lies within ``1 ± MARGIN``, and *cannot tell*
-otherwise. The margin absorbs what the interval does not
-cover: two runs made minutes apart drift by a few percent (clocks, temperature, kernel choices). The paper's tables,
-and runs without samples, have no interval: their point ratio is placed by the same rule. A claim's verdict counts
-its cells in each class; "holds" only when every tested cell holds.
+Every claim is a ratio between cells (configurations) and every ratio is judged by one rule (:func:`direction`): where
+the runs kept their samples, the ratio's 95 % interval comes from a bootstrap of both cells' medians
+(:mod:`blockbench.measure.statistics`), over trials (Student's t about the median of trial medians) where a cell's
+runs measured several (fresh processes and builds: the interval then covers the kernel choices that differ between
+builds); the claim *holds* in a cell when the whole interval lies beyond ``1 + MARGIN`` in the claimed direction, is
+*reversed* when it lies beyond the bound on the other side, is *equivalent* when it lies within ``1 ± MARGIN``, and
+*cannot tell* otherwise. The margin absorbs what the interval does not cover: two runs made minutes apart drift by a
+few percent (clocks, temperature, kernel choices). The paper's tables, and runs without samples, have no interval:
+their point ratio is placed by the same rule. A claim's verdict counts its cells in each class; "holds" only when
+every tested cell holds.
 
 Precisions (:data:`PRECISION_RULE`): the paper's FP32 column allows TF32, so only our ``tf32`` stands for it; a cell
 at strict ``fp32`` judged against the paper is *not comparable*, counted apart, and a claim judged within our data
