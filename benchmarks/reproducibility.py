@@ -15,9 +15,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from job_rows import markdown, write_rows
 
+from blockbench.measure import latencies
 from blockbench.measure import metric_names as names
+from blockbench.measure.statistics import median_over_trials, trials_interval
 
 
 def sweep_runs(folder: Path) -> dict[str, dict]:
@@ -26,7 +29,7 @@ def sweep_runs(folder: Path) -> dict[str, dict]:
     for path in sorted(folder.glob("*/run.json")):
         run = json.loads(path.read_text())
         if run["status"] == "FINISHED" and names.LATENCY_MEDIAN in run["metrics"]:
-            found[run["run_name"]] = run
+            found[run["run_name"]] = {**run, "folder": str(path.parent)}
     return found
 
 
@@ -34,27 +37,35 @@ def _percent(width: float, median: float) -> str:
     return f"±{50 * width / median:.2f} %"
 
 
-def rows_for(mode: str, first: dict[str, dict], second: dict[str, dict]) -> list[dict[str, str]]:
+def rows_for(mode: str, first: dict[str, dict], second: dict[str, dict], root: Path) -> list[dict[str, str]]:
+    """One row per config both sweeps finished: the first's intervals (as logged, and recomputed from its samples by
+    this commit's statistics) and the second's median against each."""
     rows = []
     for name in sorted(first.keys() & second.keys()):
         a, b = first[name]["metrics"], second[name]["metrics"]
         median, again = a[names.LATENCY_MEDIAN], b[names.LATENCY_MEDIAN]
         within = (a[names.LATENCY_MEDIAN_CI_LOW], a[names.LATENCY_MEDIAN_CI_HIGH])
-        covering = (a[names.LATENCY_MEDIAN_TRIALS_CI_LOW], a[names.LATENCY_MEDIAN_TRIALS_CI_HIGH])
+        logged = (a[names.LATENCY_MEDIAN_TRIALS_CI_LOW], a[names.LATENCY_MEDIAN_TRIALS_CI_HIGH])
+        trials = latencies.read_trials((Path(first[name]["folder"]) / latencies.FILE).read_text())
+        covering = trials_interval(trials)
         rows.append(
             {
                 "mode": mode,
                 "config": name,
                 "trials": f"{a[names.TRIALS]:.0f}",
                 "first_ms": f"{median:.4f}",
+                "trial_medians": " ".join(f"{float(np.median(t)):.4f}" for t in trials),
                 "within_run": _percent(within[1] - within[0], median),
+                "logged_covering": f"[{logged[0]:.4f}, {logged[1]:.4f}]",
                 "covering": f"[{covering[0]:.4f}, {covering[1]:.4f}] ({_percent(covering[1] - covering[0], median)})",
                 "second_ms": f"{again:.4f}",
                 "second/first": f"{again / median:.4f}",
                 "inside_within": "yes" if within[0] <= again <= within[1] else "no",
+                "inside_logged": "yes" if logged[0] <= again <= logged[1] else "no",
                 "inside_covering": "yes" if covering[0] <= again <= covering[1] else "no",
             }
         )
+        assert abs(median_over_trials(trials) - median) <= 1e-4 * median, name  # the samples are the run's
     return rows
 
 
@@ -69,15 +80,17 @@ def main() -> None:
     rows = []
     for mode in modes:
         first, second = (sweep_runs(args.root / f"{mode}-{label}") for label in (args.first, args.second))
-        rows += rows_for(mode, first, second)
+        rows += rows_for(mode, first, second, args.root)
     if args.out:
         write_rows(args.out, rows, ["mode", "config"])
     print(markdown(rows))
     for mode in modes:
         mine = [r for r in rows if r["mode"] == mode]
-        inside = sum(r["inside_covering"] == "yes" for r in mine)
-        within = sum(r["inside_within"] == "yes" for r in mine)
-        print(f"\n{mode}: second median inside the covering interval {inside}/{len(mine)}, inside within-run {within}")
+        inside = {k: sum(r[f"inside_{k}"] == "yes" for r in mine) for k in ("covering", "logged", "within")}
+        print(
+            f"\n{mode}: second median inside the covering interval {inside['covering']}/{len(mine)} (as logged: "
+            f"{inside['logged']}), inside the within-run interval {inside['within']}"
+        )
     walls = args.root / "walls.tsv"
     if walls.exists():
         lines = [line.split("\t") for line in walls.read_text().splitlines() if line.strip()]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from blockbench.axes.precisions import TOLERANCE as PARITY_TOLERANCE
+from blockbench.job.launch import WorkerDied
 from blockbench.measure import metric_names as names
 from blockbench.recording.layout import RUN_FILE
 from tests.gpu import GPU, SMALL, Job
@@ -48,22 +49,19 @@ def test_compile_runs_end_to_end_with_its_output_replayed_in_a_cuda_graph(gpu_jo
     assert job.tags["compile_cache"] in ("hit", "miss"), job.tags  # inductor compiled (or read) one FX graph
 
 
-@pytest.fixture(scope="module")
-def aoti_run(gpu_job: Callable[..., Job]) -> Job:
-    return gpu_job(*SMALL, "backend.mode=aoti")
-
-
-def test_aoti_runs_end_to_end_on_the_gpu(aoti_run: Job) -> None:
-    check_timed_on_the_gpu(aoti_run, "aoti")
-    assert aoti_run.tags["cuda_graph"] == "true"  # the loaded package is replayed in a CUDA graph
-
-
-def test_aoti_package_is_the_logged_engine_and_loads_on_the_gpu(aoti_run: Job) -> None:
+# torch 2.11+cu130 on the device image this suite was run on: torch._inductor.aoti_load_package segfaults loading a
+# CUDA package it has just compiled, in a plain script as in blockbench's worker (docs/backends.md). Strict: the day
+# it loads, this test fails as XPASS and the mark goes.
+@pytest.mark.xfail(raises=WorkerDied, strict=True, reason="aoti_load_package segfaults on CUDA (torch 2.11+cu130)")
+def test_aoti_runs_end_to_end_on_the_gpu_and_logs_its_package(gpu_job: Callable[..., Job]) -> None:
     import torch
 
-    package = aoti_run.work / "model.pt2"
+    job = gpu_job(*SMALL, "backend.mode=aoti")
+    check_timed_on_the_gpu(job, "aoti")
+    assert job.tags["cuda_graph"] == "true"  # the loaded package is replayed in a CUDA graph
+    package = job.work / "model.pt2"
     assert zipfile.is_zipfile(package)
-    run = json.loads((aoti_run.work / RUN_FILE).read_text())
+    run = json.loads((job.work / RUN_FILE).read_text())
     assert run["engine_files"] == [str(package)]
     runner = torch._inductor.aoti_load_package(str(package))
     with torch.no_grad():
