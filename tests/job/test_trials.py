@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -61,8 +62,29 @@ def test_a_fresh_trial_builds_in_an_empty_engine_cache_and_a_shared_one_does_not
     fresh = trial_plan(plan, 1)
     assert fresh.ctx.work_dir == plan.ctx.work_dir / TRIALS_DIR / "1"
     assert fresh.ctx.engines_dir == fresh.ctx.work_dir / ENGINE_CACHE and fresh.ctx.cache_dir == plan.ctx.cache_dir
-    shared = trial_plan(plan_job(compose_cfg(*TINY, "benchmark.trial_builds=shared", "tracking.enabled=false")), 1)
+    shared_cfg = compose_cfg(*TINY, "benchmark.trials=2", "benchmark.trial_builds=shared", "tracking.enabled=false")
+    shared = trial_plan(plan_job(shared_cfg), 1)
     assert shared.ctx.engines_dir == plan.ctx.cache_dir
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["benchmark.trials=2", "run.isolation=inline"], "benchmark.trials=2 is not allowed; each trial is a fresh"),
+        (["benchmark.trial_builds=shared"], "benchmark.trial_builds='shared' is not allowed; it says how trials after"),
+        (["benchmark.trial_builds=cached"], "benchmark.trial_builds='cached'"),
+        (["benchmark.throttle=discard"], "throttling is observed through NVML on CUDA GPUs; hardware.device=cpu"),
+        (["benchmark.trials=0"], "benchmark.trials=0"),
+        (["benchmark.target_precision=1.5"], "benchmark.target_precision=1.5 is not allowed; it must be a fraction"),
+    ],
+)
+def test_trial_and_stopping_settings_that_cannot_work_are_refused_before_any_run(
+    compose_cfg, overrides: list[str], message: str
+) -> None:
+    from blockbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_job(compose_cfg(*TINY, "tracking.enabled=false", *overrides))
 
 
 def test_torch_compile_reads_inductor_caches_from_the_trials_engine_cache(tmp_path: Path, monkeypatch) -> None:

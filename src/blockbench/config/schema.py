@@ -230,6 +230,25 @@ class RunConfig:
                 f"page-locked host buffers exist for CUDA copies only; hardware.device={self.hardware.device} "
                 "copies nothing, so leave it true",
             )
+        if self.benchmark.trials > 1 and self.run.isolation == "inline":
+            raise refuse(
+                f"{prefix}benchmark.trials",
+                self.benchmark.trials,
+                "each trial is a fresh worker process, and run.isolation=inline runs in this one (its state would "
+                "carry from trial to trial); use run.isolation=process or benchmark.trials=1",
+            )
+        if self.benchmark.trial_builds != "fresh" and self.benchmark.trials == 1:
+            raise refuse(
+                f"{prefix}benchmark.trial_builds",
+                self.benchmark.trial_builds,
+                "it says how trials after the first build their engines, and benchmark.trials=1 has none",
+            )
+        if self.benchmark.throttle == "discard" and not str(self.hardware.device).startswith("cuda"):
+            raise refuse(
+                f"{prefix}benchmark.throttle",
+                "discard",
+                f"throttling is observed through NVML on CUDA GPUs; hardware.device={self.hardware.device} is not one",
+            )
         run_rules = getattr(self.backend, "check_run_rules", None)
         if run_rules is not None:
             run_rules(self)
