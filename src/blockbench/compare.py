@@ -63,6 +63,7 @@ from blockbench.measure.statistics import (
     trial_bootstrap,
 )
 from blockbench.measure.timer import Timer
+from blockbench.tracking.reader import StoreReader
 from blockbench.tracking.tags import CONFIG_HASH_TAG
 
 
@@ -152,13 +153,11 @@ def compare_trials(
 # -- logged runs ---------------------------------------------------------------------------------------------------
 
 
-def _trials_of_run(run_id: str, timing: str) -> tuple[list[np.ndarray], str]:
+def _trials_of_run(reader: StoreReader, run_id: str, timing: str) -> tuple[list[np.ndarray], str]:
     """The kept samples of one run (its ``latencies.csv`` artifact), per-request or pipelined, one array per trial;
     and the sha256 of that file, content to seed from where the run has no config hash."""
-    import mlflow.artifacts
-
     try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{latencies.FILE}")
+        text = reader.text(run_id, latencies.FILE)
     except Exception as exc:
         raise ConfigError(f"run {run_id}: cannot read its latencies.csv ({exc})") from exc
     trials = latencies.read_trials(text, timing)
@@ -167,58 +166,54 @@ def _trials_of_run(run_id: str, timing: str) -> tuple[list[np.ndarray], str]:
     return trials, hashlib.sha256(text.encode()).hexdigest()
 
 
-def _seed_material(client: object, run_id: str, samples_sha256: str) -> str:
+def _seed_material(reader: StoreReader, run_id: str, samples_sha256: str) -> str:
     """What a logged run's side of the seed is made of: its config hash (the content of its configuration, the
     same in every store), else the sha256 of its samples; never its run id."""
-    tags = client.get_run(run_id).data.tags  # type: ignore[attr-defined]
-    return tags.get(CONFIG_HASH_TAG) or f"samples:{samples_sha256}"
+    return reader.tags(run_id).get(CONFIG_HASH_TAG) or f"samples:{samples_sha256}"
 
 
-def _run_by_selector(client: object, experiment_id: str | None, selector: str) -> str:
+def _run_by_selector(reader: StoreReader, experiment_id: str, selector: str) -> str:
     """The newest FINISHED, timed run whose tags match ``key=value,key=value``."""
     pairs = [p.split("=", 1) for p in selector.replace(" ", ",").split(",") if p]
     if not pairs or any(len(p) != 2 for p in pairs):
         raise ConfigError(f"selector {selector!r} must be key=value pairs, e.g. block=mobilenet,norm=bn")
     clauses = [f"tags.`{k}` = '{v}'" for k, v in pairs] + ["attributes.status = 'FINISHED'"]
-    runs = client.search_runs(  # type: ignore[attr-defined]
-        [experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=50
-    )
-    timed = [r for r in runs if r.data.tags.get("build_only") != "true" and "latency_ms_median" in r.data.metrics]
-    if not timed:
+    runs = reader.runs(experiment_id, " and ".join(clauses), order_by=["attributes.start_time DESC"])
+    timed = runs.iloc[0:0]
+    if "metrics.latency_ms_median" in runs:
+        build_only = runs["tags.build_only"].eq("true") if "tags.build_only" in runs else False
+        timed = runs[runs["metrics.latency_ms_median"].notna() & ~build_only]
+    if timed.empty:
         raise ConfigError(f"no FINISHED timed run matches {selector!r}")
-    return str(timed[0].info.run_id)
+    return str(timed.iloc[0]["run_id"])
 
 
-def _existing_run(client: object, uri: str, run_id: str) -> str:
+def _existing_run(reader: StoreReader, run_id: str) -> str:
     """``run_id`` if the store has it, in whichever experiment: a run id names one run across a store."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_run(run_id)  # type: ignore[attr-defined]
+        reader.tags(run_id)
     except MlflowException as exc:
-        raise ConfigError(f"no run {run_id!r} in {uri} ({exc.error_code})") from exc
+        raise ConfigError(f"no run {run_id!r} in {reader.uri} ({exc.error_code})") from exc
     return run_id
 
 
 def compare_runs(uri: str, experiment: str, a: str, b: str, timing: str, threshold: float) -> Comparison:
     """Two logged runs, each a run id (found in any experiment of the store) or a tag selector (``key=value,...``,
-    the newest matching run of ``experiment``)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = None
+    the newest matching run of ``experiment``); read through a :class:`StoreReader`, never the global MLflow URI."""
+    reader = StoreReader(uri)
+    experiment_id = ""
     if "=" in a or "=" in b:
-        found = client.get_experiment_by_name(experiment)
+        found = reader.experiment_id(experiment)
         if found is None:
             raise ConfigError(f"no experiment {experiment!r} in {uri}; a tag selector searches one (--experiment)")
-        experiment_id = found.experiment_id
-    ids = [_run_by_selector(client, experiment_id, x) if "=" in x else _existing_run(client, uri, x) for x in (a, b)]
+        experiment_id = found
+    ids = [_run_by_selector(reader, experiment_id, x) if "=" in x else _existing_run(reader, x) for x in (a, b)]
     print(f"A: run {ids[0]}\nB: run {ids[1]}")
-    (trials_a, sha_a), (trials_b, sha_b) = (_trials_of_run(x, timing) for x in ids)
-    material = "|".join([timing, *(_seed_material(client, x, sha) for x, sha in zip(ids, (sha_a, sha_b), strict=True))])
-    return compare_trials(trials_a, trials_b, threshold, seed_for(material))
+    (trials_a, sha_a), (trials_b, sha_b) = (_trials_of_run(reader, x, timing) for x in ids)
+    sides = (_seed_material(reader, x, sha) for x, sha in zip(ids, (sha_a, sha_b), strict=True))
+    return compare_trials(trials_a, trials_b, threshold, seed_for("|".join([timing, *sides])))
 
 
 # -- interleaved re-measurement ------------------------------------------------------------------------------------

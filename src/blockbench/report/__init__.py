@@ -1,8 +1,9 @@
 """The report: a sweep's MLflow runs turned into the paper's tables, figures, re-tested findings and a roofline.
 
-``python -m blockbench.report`` (see :mod:`blockbench.report.__main__`) reads the runs with
-``mlflow.search_runs``, writes everything into one folder and logs that folder as the ``report/`` artifact of
-the sweep's parent run. :func:`build_report` is the same thing as a function (tests, notebooks).
+``python -m blockbench.report`` (see :mod:`blockbench.report.__main__`) reads the runs through a
+:class:`~blockbench.tracking.reader.StoreReader` (never MLflow's global tracking URI), writes everything into one
+folder and logs that folder as the ``report/`` artifact of the sweep's parent run. :func:`build_report` is the
+same thing as a function (tests, notebooks).
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,22 +17,9 @@ import pandas as pd
 from blockbench.measure import latencies
 from blockbench.report.data import RunSet, tidy
 from blockbench.tracking import PARENT_TAG, SWEEP_TAG, store_lock
+from blockbench.tracking.reader import StoreReader
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def tracking_uri(uri: str) -> Iterator[None]:
-    """``mlflow.search_runs`` reads the global tracking URI; set it for the block and restore it after."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        # None = back to "not set" (mlflow also unsets the MLFLOW_TRACKING_URI it exported)
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
 
 
 class ReportDataError(RuntimeError):
@@ -41,17 +27,13 @@ class ReportDataError(RuntimeError):
 
 
 def search(uri: str, experiment: str, filter_string: str = "", order_by: list[str] | None = None) -> pd.DataFrame:
-    """``mlflow.search_runs`` on one experiment of one store, as a pandas frame."""
-    import mlflow
-
-    with store_lock(uri), tracking_uri(uri):
-        if mlflow.get_experiment_by_name(experiment) is None:
+    """The runs of one experiment of one store matching ``filter_string``, as a pandas frame."""
+    reader = StoreReader(uri)
+    with store_lock(uri):
+        experiment_id = reader.experiment_id(experiment)
+        if experiment_id is None:
             raise ReportDataError(f"experiment {experiment!r} does not exist in {uri}")
-        found = mlflow.search_runs(
-            experiment_names=[experiment], filter_string=filter_string, order_by=order_by, output_format="pandas"
-        )
-    assert isinstance(found, pd.DataFrame)
-    return found
+        return reader.runs(experiment_id, filter_string, order_by)
 
 
 def latest_sweep(uri: str, experiment: str) -> str | None:
@@ -65,16 +47,13 @@ def load_runs(uri: str, experiment: str, parent_runs: Sequence[str] | None = ("l
 
     Parent runs themselves are never rows: they hold no benchmark, only the sweep's bookkeeping.
     """
-    import mlflow
-
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         # MLflow would create an empty database there; a report never writes a store it was only to read.
         raise ReportDataError(
             f"no MLflow store at {uri}; run a sweep first (python main.py -m ...) or pass --tracking-uri"
         )
-    with tracking_uri(uri):
-        exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
+    experiment_id = StoreReader(uri).experiment_id(experiment)
+    if experiment_id is None:
         raise ReportDataError(
             f"experiment {experiment!r} does not exist in {uri}; run a sweep first "
             f"(python main.py -m ...) or pass --tracking-uri/--experiment"
@@ -124,7 +103,7 @@ def load_runs(uri: str, experiment: str, parent_runs: Sequence[str] | None = ("l
         where = f"sweep(s) {', '.join(parent_ids)}" if parent_ids else f"experiment {experiment!r}"
         raise ReportDataError(f"no runs in {where} of {uri}")
     frame, variant_keys = tidy(raw)
-    return RunSet(frame, uri, experiment, str(exp.experiment_id), parents, variant_keys)
+    return RunSet(frame, uri, experiment, experiment_id, parents, variant_keys)
 
 
 def skipped_run_ids(sweep_dir: object, parent_id: str) -> list[str]:
@@ -159,13 +138,10 @@ def skipped_run_ids(sweep_dir: object, parent_id: str) -> list[str]:
 
 def _artifact_path(runs: RunSet, row: pd.Series, name: str) -> Path:
     """A run's artifact as a local file: read in place from a local store, else downloaded."""
-    import mlflow
-
     uri = str(row["artifact_uri"])
     if uri.startswith("file:"):
         return Path(urlparse(uri).path) / name
-    with tracking_uri(runs.tracking_uri):
-        return Path(mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path=name))
+    return StoreReader(runs.tracking_uri).download(str(row["run_id"]), name)
 
 
 def load_trials(runs: RunSet, timing: str = "per_request") -> dict[str, list[np.ndarray]]:
