@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
+import shutil
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -252,8 +253,12 @@ def interleave(
     for trial in range(trials):
         print(f"trial {trial + 1} of {trials}: a fresh process, fresh builds", flush=True)
         trial_plans = [trial_plan(plan, trial) for plan in plans]
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            found.append(pool.submit(_interleaved, trial_plans, rounds, per_round).result())
+        try:
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                found.append(pool.submit(_interleaved, trial_plans, rounds, per_round).result())
+        finally:
+            for later in trial_plans if trial else []:  # a fresh trial's folder holds its engines and caches
+                shutil.rmtree(later.ctx.work_dir, ignore_errors=True)
     material = " ".join([*a, "|", *b, "|", *common])
     result = compare_trials([x for x, _ in found], [y for _, y in found], threshold, seed_for(material))
     how = " (each trial a fresh process with fresh builds of both sides, interleaved within it)"

@@ -74,6 +74,7 @@ def test_a_fresh_trial_builds_in_an_empty_engine_cache_and_a_shared_one_does_not
         (["benchmark.trial_builds=shared"], "benchmark.trial_builds='shared' is not allowed; it says how trials after"),
         (["benchmark.trial_builds=cached"], "benchmark.trial_builds='cached'"),
         (["benchmark.throttle=discard"], "throttling is observed through NVML on CUDA GPUs; hardware.device=cpu"),
+        (["benchmark.throttle=discard", "run.isolation=inline"], "watched from the parent of a worker process"),
         (["benchmark.trials=0"], "benchmark.trials=0"),
         (["benchmark.target_precision=1.5"], "benchmark.target_precision=1.5 is not allowed; it must be a fraction"),
     ],
@@ -144,4 +145,37 @@ def test_trials_of_known_medians_combine_to_their_median_and_an_interval_between
     # three trials: wider than their range (the few-trials widening)
     assert m[names.LATENCY_MEDIAN_TRIALS_CI_LOW] < 1.0 and m[names.LATENCY_MEDIAN_TRIALS_CI_HIGH] > 3.0
     assert [t[names.TRIAL_MEDIAN] for t in trials.per_trial] == [1.0, 3.0, 2.0]
-    assert "trial 2's, the median trial's" in trials.result.tags["trial_statistics"]
+    assert "the median trial's (per_request: trial 2)" in trials.result.tags["trial_statistics"]
+    assert m["throughput_qps"] == pytest.approx(1000.0 / 2.0)  # from the headline, not from a trial
+
+
+def test_what_any_trial_found_wrong_counts_for_the_run(compose_cfg) -> None:
+    """A later trial's fresh build fails parity and throttles: the run says so, whichever trial is the median."""
+    plan = plan_job(compose_cfg(*TINY, "benchmark.trials=3", "tracking.enabled=false"))
+    plan.ctx.work_dir.mkdir(parents=True)
+    results = [_result(1.0), _result(2.0), _result(3.0)]
+    for n, r in enumerate(results):
+        r.tags |= {"parity": "pass", "throttled": "false (10 readings)"}
+        r.metrics |= {names.PARITY_REL_L2: 1e-6 * (n + 1), names.THROTTLED_S: 0.0}
+    results[2].tags |= {"parity": "fail", "throttled": "true: 0.4 s of 1.0 s (...)", "latency_unstable": "CoV 3 %"}
+    results[2].metrics |= {names.PARITY_REL_L2: 0.5, names.THROTTLED_S: 0.4}
+    done = iter(results)
+    trials = run_trials(plan, lambda _: next(done), seed=7)
+    tags, m = trials.result.tags, trials.result.metrics
+    assert tags["parity"] == "fail" and tags["parity_failed_trials"] == "2" and m[names.PARITY_REL_L2] == 0.5
+    assert tags["throttled"].startswith("true in trials 2: true: 0.4 s") and m[names.THROTTLED_S] == 0.4
+    assert tags["latency_unstable"] == "trial 2: CoV 3 %"
+    rows = list(csv.DictReader((plan.ctx.work_dir / TRIALS_FILE).open()))
+    assert [r["parity"] for r in rows] == ["pass", "pass", "fail"]
+
+
+def test_a_rerun_with_fewer_trials_leaves_no_stale_trial_files(compose_cfg) -> None:
+    plan = plan_job(compose_cfg(*TINY, "benchmark.trials=2", "tracking.enabled=false"))
+    stale = plan.ctx.work_dir / TRIALS_DIR
+    stale.mkdir(parents=True)
+    (stale / "worker-5.log").write_text("an earlier attempt's")
+    (plan.ctx.work_dir / TRIALS_FILE).write_text("stale")
+    done = iter([_result(1.0), _result(1.1)])
+    run_trials(plan, lambda _: next(done), seed=1)
+    assert not (stale / "worker-5.log").exists()
+    assert "stale" not in (plan.ctx.work_dir / TRIALS_FILE).read_text()

@@ -107,7 +107,8 @@ def test_a_thermal_slowdown_bit_throttles_at_full_clock(nvml: FakeNvml) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reasons", "clock"), [(GPU_IDLE, MAX_MHZ), (GPU_IDLE, 300), (SW_POWER_CAP, 1600), (0x2 | 0x10, MAX_MHZ)]
+    ("reasons", "clock"),
+    [(GPU_IDLE, MAX_MHZ), (GPU_IDLE, 300), (SW_POWER_CAP, 1600), (0x2 | 0x10, MAX_MHZ), (0x2, 1400)],  # 0x2: set clocks
 )
 def test_benign_reasons_do_not_throttle(nvml: FakeNvml, reasons: int, clock: float) -> None:
     gpu = GpuObserver(CUDA)

@@ -104,3 +104,14 @@ def test_empty_trials_are_refused_never_an_interval_from_nothing() -> None:
 def test_the_interval_is_named_as_what_it_covers() -> None:
     assert interval_words(1) == WITHIN == "within one process"
     assert interval_words(3) == "covering 3 trials"
+
+
+def test_short_trials_and_outliers_give_an_honest_interval_never_a_crash() -> None:
+    """Trials too short for an order-statistic interval still carry their noise; a wild one never overflows."""
+    short = [np.array([0.5, 0.9, 1.0, 1.1, 1.6])] * 3  # 5 samples: no 95 % order-statistic interval
+    low, high = trials_interval(short)
+    assert low < 0.9 and high > 1.1  # not the ±0 of three equal medians
+    wild = [np.array([1.0] * 6), np.array([1e4] * 6)]
+    low, high = trials_interval(wild)
+    assert 0 < low < 1.0 and high > 1e4 and np.isfinite(high)
+    assert np.isfinite(trial_bootstrap(wild, np.random.default_rng(0), 100)).all()

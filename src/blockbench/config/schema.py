@@ -243,6 +243,13 @@ class RunConfig:
                 self.benchmark.trial_builds,
                 "it says how trials after the first build their engines, and benchmark.trials=1 has none",
             )
+        if self.benchmark.throttle == "discard" and self.run.isolation == "inline":
+            raise refuse(
+                f"{prefix}benchmark.throttle",
+                "discard",
+                "the GPU is watched from the parent of a worker process, and run.isolation=inline has none; use "
+                "run.isolation=process or benchmark.throttle=tag",
+            )
         if self.benchmark.throttle == "discard" and not str(self.hardware.device).startswith("cuda"):
             raise refuse(
                 f"{prefix}benchmark.throttle",

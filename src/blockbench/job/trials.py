@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from blockbench.job.execute import ExecutionResult
+from blockbench.job.observation import THROTTLED_TAG
 from blockbench.job.plan import JobPlan
 from blockbench.measure import latencies, statistics
 from blockbench.measure import metric_names as names
@@ -44,13 +45,14 @@ TRIAL_COLUMNS = (
     ("latency_ms_median_ci95_high", names.LATENCY_MEDIAN_CI_HIGH),
     ("latency_cov", names.LATENCY_COV),
     ("iterations", "iterations"),
+    ("parity_rel_l2_err", names.PARITY_REL_L2),
     ("pipelined_ms_median", names.PIPELINED_MEDIAN),
     ("build_s", names.BUILD_S),
     ("trt_builder_s", names.BUILDER_S),
     ("throttled_s", names.THROTTLED_S),
     ("throttle_discarded", names.THROTTLE_DISCARDED),
 )
-TRIAL_TAGS = ("stop_reason", "compile_cache", "export_cache", "throttled")
+TRIAL_TAGS = ("stop_reason", "parity", "compile_cache", "export_cache", THROTTLED_TAG)
 # per trial, as MLflow metrics with step = trial: (logged name, source metric)
 STEP_METRICS = (
     (names.TRIAL_MEDIAN, names.LATENCY_MEDIAN),
@@ -92,7 +94,9 @@ def trial_plan(plan: JobPlan, trial: int) -> JobPlan:
         shutil.rmtree(work)
     fresh = plan.config.benchmark.trial_builds == "fresh"
     ctx = dataclasses.replace(plan.ctx, work_dir=work, engine_cache_dir=work / ENGINE_CACHE if fresh else None)
-    return dataclasses.replace(plan, ctx=ctx)
+    # the first trial's engine is the one logged, and its attribution the run's: later trials only time theirs
+    config = dataclasses.replace(plan.config, benchmark=dataclasses.replace(plan.config.benchmark, attribution=False))
+    return dataclasses.replace(plan, ctx=ctx, config=config)
 
 
 def run_trials(plan: JobPlan, execute: Callable[[JobPlan], ExecutionResult], seed: int) -> Trials:
@@ -103,6 +107,8 @@ def run_trials(plan: JobPlan, execute: Callable[[JobPlan], ExecutionResult], see
     fails the job; the earlier trials' samples are kept in the job folder and named in the error.
     """
     count = plan.config.benchmark.trials
+    shutil.rmtree(plan.ctx.work_dir / TRIALS_DIR, ignore_errors=True)  # an earlier attempt's, never this run's
+    (plan.ctx.work_dir / TRIALS_FILE).unlink(missing_ok=True)
     done: list[ExecutionResult] = []
     for trial in range(count):
         if count > 1:
@@ -123,27 +129,42 @@ def run_trials(plan: JobPlan, execute: Callable[[JobPlan], ExecutionResult], see
 
 
 def combine(plan: JobPlan, done: list[ExecutionResult], seed: int) -> Trials:
-    """One result from the trials: the median trial's statistics, the median of the trial medians as the headline,
-    and the interval that covers the trials (two or more); the first trial's engine files and state."""
+    """One result from the trials.
+
+    Per timing (per-request, pipelined): the median of the trial medians as the headline, the interval covering the
+    trials, and the rest of that timing's statistics (within-trial interval, CoV, percentiles, energy) from its
+    median trial (the lower one of an even count), with the throughput recomputed from the headline. The engine —
+    its files, build metrics and tags, the state, the attribution — is the first trial's (the logged engine). What
+    any trial found wrong counts for the run: parity fails if any trial's failed (the largest errors are logged),
+    the window is throttled if any trial's was, and an unstable trial makes the run unstable.
+    """
     first = done[0]
     all_series = [r.series for r in done]
     if len(done) == 1:
         first.metrics[names.TRIALS] = 1.0
         return Trials(first, [], all_series)
-    medians = [r.metrics.get(names.LATENCY_MEDIAN, r.metrics.get(names.PIPELINED_MEDIAN, np.nan)) for r in done]
-    middle = int(np.argsort(medians)[(len(medians) - 1) // 2])  # the median trial (the lower one of an even count)
-    metrics = dict(done[middle].metrics)
+    metrics, tags = dict(first.metrics), dict(first.tags)
+    used = []
     for median, low, high, timing in COVERED:
         trials = [samples for r in done for name, samples in r.series if name == timing and len(samples)]
-        if len(trials) == len(done):
-            metrics[median] = statistics.median_over_trials(trials)
-            metrics[low], metrics[high] = statistics.trials_interval(trials, seed)
+        if len(trials) != len(done) or any(r.latency is None for r in done):
+            continue
+        middle = int(np.argsort([float(np.median(t)) for t in trials])[(len(trials) - 1) // 2])
+        summary = done[middle].latency.summary()  # type: ignore[union-attr]
+        pipelined = timing == "pipelined"
+        metrics.update({k: v for k, v in summary.items() if k.startswith("pipelined_") == pipelined})
+        metrics[median] = statistics.median_over_trials(trials)
+        metrics[low], metrics[high] = statistics.trials_interval(trials, seed)
+        qps = "pipelined_throughput_qps" if pipelined else "throughput_qps"
+        metrics[qps] = 1000.0 * plan.ctx.batch_size / metrics[median]
+        used.append(f"{timing}: trial {middle}")
     metrics[names.TRIALS] = float(len(done))
-    tags = dict(done[middle].tags)
+    _worst_of_trials(done, metrics, tags)
     tags["trial_statistics"] = (
         f"{names.LATENCY_MEDIAN}: the median of {len(done)} trial medians, its interval "
         f"{names.LATENCY_MEDIAN_TRIALS_CI_LOW}/_high by {statistics.TRIALS_METHOD}; the other latency statistics "
-        f"(within-trial interval, CoV, percentiles) are trial {middle}'s, the median trial's"
+        f"(within-trial interval, CoV, percentiles) are the median trial's ({', '.join(used)}); the engine, its "
+        "build and attribution are trial 0's"
     )
     tags["trial_builds"] = plan.config.benchmark.trial_builds
     result = dataclasses.replace(
@@ -155,11 +176,34 @@ def combine(plan: JobPlan, done: list[ExecutionResult], seed: int) -> Trials:
         "trials: median %.4f ms over %d trials (%s), interval covering them %.4f-%.4f ms",
         metrics.get(names.LATENCY_MEDIAN, np.nan),
         len(done),
-        ", ".join(f"{m:.4f}" for m in medians),
+        ", ".join(f"{r.metrics.get(names.LATENCY_MEDIAN, np.nan):.4f}" for r in done),
         metrics.get(names.LATENCY_MEDIAN_TRIALS_CI_LOW, np.nan),
         metrics.get(names.LATENCY_MEDIAN_TRIALS_CI_HIGH, np.nan),
     )
     return Trials(result, per_trial, all_series)
+
+
+def _worst_of_trials(done: list[ExecutionResult], metrics: dict[str, float], tags: dict[str, str]) -> None:
+    """What any trial found wrong, for the run: parity, throttling, instability."""
+    failed = [n for n, r in enumerate(done) if r.tags.get("parity") == "fail"]
+    if "parity" in tags:
+        tags["parity"] = "fail" if failed else tags["parity"]
+        if failed:
+            tags["parity_failed_trials"] = ",".join(map(str, failed))
+    for key in (names.PARITY_MAX_ABS, names.PARITY_REL_L2):
+        values = [r.metrics[key] for r in done if key in r.metrics]
+        if values:
+            metrics[key] = max(values)
+    hot = [n for n, r in enumerate(done) if r.tags.get(THROTTLED_TAG, "").startswith("true")]
+    if hot:
+        tags[THROTTLED_TAG] = f"true in trials {','.join(map(str, hot))}: " + done[hot[0]].tags[THROTTLED_TAG]
+    for key in (names.THROTTLED_S, names.THROTTLE_DISCARDED):
+        values = [r.metrics[key] for r in done if key in r.metrics]
+        if values:
+            metrics[key] = float(sum(values))
+    unstable = [f"trial {n}: {r.tags['latency_unstable']}" for n, r in enumerate(done) if "latency_unstable" in r.tags]
+    if unstable:
+        tags["latency_unstable"] = "; ".join(unstable)
 
 
 def write_table(path: Path, plan: JobPlan, done: list[ExecutionResult]) -> None:

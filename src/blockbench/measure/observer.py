@@ -43,6 +43,7 @@ RECOVERY_S = 0.05  # nvbench's --throttle-recovery-delay: after a throttled read
 CLOCK_FRACTION = 0.75  # nvbench's --throttle-threshold
 WINDOW_GPU_READINGS = "window_gpu_readings"  # how many readings the summary rests on
 GPU_IDLE = 0x1  # nvmlClocksEventReasonGpuIdle
+CLOCKS_SET = 0x2  # nvmlClocksEventReasonApplicationsClocksSetting: application or locked clocks
 # Reason bits that mark a reading throttled (pynvml's names; the same values under nvmlClocksThrottleReason*).
 THROTTLE_REASONS = {
     "nvmlClocksEventReasonHwSlowdown": 0x8,  # HW slowdown: thermal or power brake, clocks cut by half or more
@@ -142,7 +143,9 @@ class GpuObserver:
         """Per reading: whether it is throttled (the module's rule)."""
         clock = np.array([row[0] for row in self.rows], dtype=float)
         reasons = np.array([row[3] for row in self.rows], dtype=np.int64)
-        slow = (clock < self.clock_fraction * self.max_clock) & ((reasons & GPU_IDLE) == 0)
+        # idle: says nothing of the clock kernels ran at; clocks set by someone (locked or application clocks):
+        # below the maximum by choice, not throttled (the reason bits still catch a slowdown)
+        slow = (clock < self.clock_fraction * self.max_clock) & ((reasons & (GPU_IDLE | CLOCKS_SET)) == 0)
         return slow | ((reasons & THROTTLE_MASK) != 0)
 
     def _half_period(self) -> float:

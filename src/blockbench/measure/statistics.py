@@ -196,9 +196,19 @@ def trials_standard_error(trials: Sequence[np.ndarray]) -> float:
     medians = np.array([float(np.median(t)) for t in trials])
     n = medians.size
     between = math.pi / 2 * medians.var(ddof=1) / n if n > 1 else 0.0
-    z = float(scipy_stats.norm.ppf((1 + CONFIDENCE) / 2))
-    within = [((hi - lo) / (2 * z)) ** 2 for lo, hi in (median_ci(t) for t in trials) if math.isfinite(lo)]
-    return math.sqrt(between + (float(np.mean(within)) / n if within else 0.0))
+    within = [_within_variance(np.asarray(t, dtype=float)) for t in trials]
+    return math.sqrt(between + float(np.mean(within)) / n)
+
+
+def _within_variance(samples: np.ndarray) -> float:
+    """A trial's variance of its median: from its order-statistic interval, or for fewer samples than that needs
+    (< 6) the median's asymptotic ``(pi / 2) · var / n``; infinite for a single sample (it says nothing)."""
+    low, high = median_ci(samples)
+    if math.isfinite(low):
+        return ((high - low) / (2 * float(scipy_stats.norm.ppf((1 + CONFIDENCE) / 2)))) ** 2
+    if samples.size < 2:
+        return math.inf
+    return math.pi / 2 * float(samples.var(ddof=1)) / samples.size
 
 
 def trial_bootstrap(
@@ -233,6 +243,7 @@ def trials_interval(
         return interval(trial_bootstrap(arrays, np.random.default_rng(seed), resamples))
     center = median_over_trials(arrays)
     half = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, len(arrays) - 1)) * trials_standard_error(arrays) / center
+    half = min(half, _LOG_LIMIT)  # e^20 of the median either side is no interval at all, and must not overflow
     return center * math.exp(-half), center * math.exp(half)
 
 

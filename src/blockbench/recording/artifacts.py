@@ -43,9 +43,9 @@ def log_run_files(
     for path in small:  # a build-only run has no latencies
         tracker.log_artifact(run_id, path)
     added = sum(path.stat().st_size for path in small)
-    if (work / TRIALS_DIR).is_dir():  # the worker logs of the trials after the first
-        tracker.log_artifact(run_id, work / TRIALS_DIR, TRIALS_DIR)
-        added += sum(f.stat().st_size for f in (work / TRIALS_DIR).rglob("*") if f.is_file())
+    for path in sorted((work / TRIALS_DIR).glob("worker-*.log")):  # the worker logs of the trials after the first
+        tracker.log_artifact(run_id, path, TRIALS_DIR)
+        added += path.stat().st_size
     if (work / ".hydra").is_dir():
         tracker.log_artifact(run_id, work / ".hydra", ".hydra")
     if tracking.log_onnx:

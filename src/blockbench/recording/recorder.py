@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from blockbench.config.schema import RunConfig
+from blockbench.measure import latencies
 from blockbench.measure import metric_names as names
 from blockbench.recording.artifacts import drop_logged_files, log_run_files
 from blockbench.recording.files import write_run_file
-from blockbench.recording.layout import WORKER_LOG
+from blockbench.recording.layout import TRIALS_DIR, TRIALS_FILE, WORKER_LOG
 from blockbench.recording.models import engine_file, log_measurement, record_engine
 from blockbench.recording.ui import describe_run
 from blockbench.tracking import CONFIG_HASH_TAG, HEARTBEAT_TAG, STAGE_TAG, Tracker
@@ -136,12 +137,16 @@ class MlflowRecorder(Recorder):
     def fail(self, exc: BaseException, stage: str, killed: bool) -> None:
         if not self.run_id:
             return
-        worker_log = self.work / WORKER_LOG
-        if worker_log.is_file() and worker_log.stat().st_size:
+        kept = [self.work / WORKER_LOG, self.work / TRIALS_FILE, self.work / latencies.FILE]  # a failed trial's
+        kept += sorted((self.work / TRIALS_DIR).glob("worker-*.log"))  # finished trials and logs are kept
+        for path in kept:
+            if not (path.is_file() and path.stat().st_size):
+                continue
             try:
-                self.tracker.log_artifact(self.run_id, worker_log)
+                folder = TRIALS_DIR if path.parent.name == TRIALS_DIR else None
+                self.tracker.log_artifact(self.run_id, path, folder)
             except Exception:
-                log.exception("tracking: could not log %s of run %s", WORKER_LOG, self.run_id)
+                log.exception("tracking: could not log %s of run %s", path.name, self.run_id)
         self.tracker.fail(self.run_id, exc, stage, status="KILLED" if killed else "FAILED")
 
 

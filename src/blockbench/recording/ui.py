@@ -93,14 +93,24 @@ def _count(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def median_interval(metrics: Mapping[str, float]) -> tuple[float | None, float | None]:
+    """The interval to show beside a run's median: the one covering its trials where it has several, else its own."""
+    if metrics.get(names.TRIALS, 1) >= 2:
+        low, high = names.LATENCY_MEDIAN_TRIALS_CI_LOW, names.LATENCY_MEDIAN_TRIALS_CI_HIGH
+        return _finite(metrics, low), _finite(metrics, high)
+    return _finite(metrics, names.LATENCY_MEDIAN_CI_LOW), _finite(metrics, names.LATENCY_MEDIAN_CI_HIGH)
+
+
 def describe_run(tags: Mapping[str, str], metrics: Mapping[str, float], model: ModelRef | None) -> dict[str, str]:
     """The run's description: what it is, what it measured, which engine (a tag to set on the run)."""
     axes = " · ".join(tags.get(axis, "?") for axis in AXES)
     lines = [f"**{axes}** on {tags.get('device_name', 'an unknown device')}", ""]
     median = _finite(metrics, names.LATENCY_MEDIAN)
     if median is not None:
-        low, high = _finite(metrics, names.LATENCY_MEDIAN_CI_LOW), _finite(metrics, names.LATENCY_MEDIAN_CI_HIGH)
-        interval = f" (95 % CI {low:.4g}–{high:.4g})" if low is not None and high is not None else ""
+        low, high = median_interval(metrics)
+        trials = metrics.get(names.TRIALS, 1)
+        what = f"95 % interval over {trials:.0f} trials" if trials >= 2 else "95 % CI"
+        interval = f" ({what} {low:.4g}–{high:.4g})" if low is not None and high is not None else ""
         lines.append(f"- median latency {_ms(median)}{interval}, p99 {_ms(metrics.get(names.LATENCY_P99))}")
     else:
         lines.append("- not timed (build only)")
@@ -182,8 +192,7 @@ def describe_sweep(tracker: Tracker, parent_run_id: str) -> str | None:
             (
                 r.info.run_name,
                 r.data.metrics[names.LATENCY_MEDIAN],
-                _finite(r.data.metrics, names.LATENCY_MEDIAN_CI_LOW),
-                _finite(r.data.metrics, names.LATENCY_MEDIAN_CI_HIGH),
+                *median_interval(r.data.metrics),
             )
             for r in runs
             if _finite(r.data.metrics, names.LATENCY_MEDIAN) is not None
