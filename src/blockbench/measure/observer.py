@@ -1,7 +1,8 @@
 """The measuring GPU watched from the parent process while the timed window runs: clocks, power, heat, throttling.
 
-Sampling happens in the parent (the job's watcher), never in the measuring worker, so it costs the measurement
-nothing: no thread, no NVML call beside the timed loop. Readings are stamped with ``time.monotonic()`` (on Linux
+Sampling happens in the parent (the job's watcher), never in the measuring worker: the measuring process runs no
+thread and makes no NVML call for it. Whether 50 reads a second from another process disturb the GPU itself has
+not been compared against sampling off. Readings are stamped with ``time.monotonic()`` (on Linux
 the system-wide CLOCK_MONOTONIC), the clock the worker stamps its samples with, so a throttled span found here can
 be matched to the worker's samples (:meth:`GpuObserver.inside`, for ``benchmark.throttle=discard``).
 
