@@ -33,6 +33,13 @@ from blockbench.recording import resume
         (["backend=torch", "backend.freezing=true"], "backend.freezing=True is not allowed; only backend.mode=compile"),
         (["backend=torch", "backend.mode=compile", "backend.compile_cuda_graph=false"], "backend.compile_cuda_graph"),
         (["backend=torch", "backend.cudnn_benchmark=false"], "backend.cudnn_benchmark=False is not allowed; cuDNN"),
+        (["backend.prefer_nhwc=true"], "backend.prefer_nhwc=True is not allowed; only ONNX Runtime's CUDA provider"),
+        (["backend.cudnn_conv_algo_search=heuristic"], "backend.cudnn_conv_algo_search='heuristic' is not allowed"),
+        (["backend.cuda_graph=true"], "backend.cuda_graph=True is not allowed; only ONNX Runtime's CUDA provider"),
+        (
+            ["hardware.device=cuda", "backend.cuda_graph=true", "benchmark.mode=end_to_end"],
+            "replays a graph only on inputs and outputs bound to fixed device buffers",
+        ),
     ],
 )
 def test_a_key_this_job_would_not_read_is_refused(
@@ -76,3 +83,18 @@ def test_tensorrts_log_level_is_not_part_of_the_config_hash(compose_cfg: Callabl
     quiet, chatty = (compose_cfg("backend=tensorrt", f"backend.log_level={level}") for level in ("warning", "verbose"))
     hashes = {resume.config_hash(resume.fingerprint(cfg, device)) for cfg in (quiet, chatty)}
     assert len(hashes) == 1
+
+
+def test_the_cuda_provider_gets_the_conv_and_graph_settings_as_provider_options(tmp_path) -> None:
+    import torch
+
+    from blockbench.backends.base import JobContext
+    from blockbench.backends.onnxruntime.backend import CUDA_EP, OnnxRuntimeBackend
+    from blockbench.backends.onnxruntime.settings import OnnxRuntimeSettings
+
+    settings = OnnxRuntimeSettings(cuda_graph=True, cudnn_conv_algo_search="heuristic", prefer_nhwc=True)
+    ctx = JobContext(torch.device("cuda", 1), "fp16", 1, 64, tmp_path, tmp_path, 0)
+    ((provider, options),) = OnnxRuntimeBackend(settings, ctx)._provider_options([CUDA_EP])
+    assert provider == CUDA_EP and options["device_id"] == "1"
+    assert options["enable_cuda_graph"] == "1" and options["cudnn_conv_algo_search"] == "HEURISTIC"
+    assert options["prefer_nhwc"] == "1" and options["cudnn_conv_use_max_workspace"] == "1"

@@ -118,10 +118,14 @@ class OnnxRuntimeBackend(Backend):
         for provider in providers:
             options: dict[str, str] = {}
             if provider == CUDA_EP:
+                settings = self.settings
                 options = {
                     "device_id": str(self.ctx.device.index or 0),
                     "use_tf32": "1" if self.ctx.precision == "tf32" else "0",
-                    "cudnn_conv_algo_search": "EXHAUSTIVE",
+                    "cudnn_conv_algo_search": settings.cudnn_conv_algo_search.upper(),
+                    "enable_cuda_graph": "1" if settings.cuda_graph else "0",
+                    "prefer_nhwc": "1" if settings.prefer_nhwc else "0",
+                    "cudnn_conv_use_max_workspace": "1" if settings.cudnn_conv_use_max_workspace else "0",
                 }
             result.append((provider, options))
         return result
@@ -213,7 +217,13 @@ class OnnxRuntimeBackend(Backend):
             "ort_providers": ",".join(self.session.get_providers()),
         }
         for provider, values in self.session.get_provider_options().items():
-            for key in ("cudnn_conv_algo_search", "use_tf32", "prefer_nhwc", "enable_cuda_graph"):
+            for key in (
+                "cudnn_conv_algo_search",
+                "use_tf32",
+                "prefer_nhwc",
+                "enable_cuda_graph",
+                "cudnn_conv_use_max_workspace",
+            ):
                 if key in values:
                     state[f"ort_{provider}_{key}"] = str(values[key])
         return state
