@@ -45,14 +45,6 @@ class FakeStep(InferenceStep):
         return torch.zeros(1)
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(benchmark.time, "perf_counter_ns", fake.perf_counter_ns)
-    monkeypatch.setattr(benchmark.time, "monotonic", fake.monotonic)
-    return fake
-
-
 def settings(**changes: object) -> BenchmarkSettings:
     base = {"warmup_iters": 3, "warmup_s": 0.0, "min_iters": 40, "min_s": 0.0, "max_s": 60.0, "progress": False}
     return BenchmarkSettings(**{**base, **changes})  # type: ignore[arg-type]

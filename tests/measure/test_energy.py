@@ -11,7 +11,7 @@ from blockbench.measure import energy
 from blockbench.measure.energy import MIN_WINDOW_S, EnergyMeter, energy_tag, rapl_reader
 from blockbench.measure.harness import PIPELINE_DEPTH, measure
 from blockbench.measure.metric_names import ENERGY_MEAN_W, ENERGY_PER_INFERENCE, ENERGY_WINDOW_S
-from tests.measure.test_benchmark import FakeClock, FakeStep, clock, settings  # noqa: F401  (clock is a fixture)
+from tests.measure.test_benchmark import FakeClock, FakeStep, settings
 
 
 def constant_power(fake: FakeClock, watts: float, step_s: float = 0.0):
@@ -27,7 +27,7 @@ def constant_power(fake: FakeClock, watts: float, step_s: float = 0.0):
 
 
 @pytest.fixture
-def meter_clock(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> FakeClock:  # noqa: F811
+def meter_clock(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     monkeypatch.setattr(energy.time, "monotonic", clock.monotonic)
     return clock
 

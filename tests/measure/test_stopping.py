@@ -18,15 +18,6 @@ from blockbench.measure.statistics import median_ci
 from tests.measure.test_benchmark import FakeClock, FakeStep, settings
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The host clock moves only when the fake step runs (as in test_benchmark)."""
-    fake = FakeClock()
-    monkeypatch.setattr(harness.time, "perf_counter_ns", fake.perf_counter_ns)
-    monkeypatch.setattr(harness.time, "monotonic", fake.monotonic)
-    return fake
-
-
 def spread_ms(n: int, low: float, high: float, seed: int = 7) -> list[float]:
     return np.random.default_rng(seed).uniform(low, high, n).round(4).tolist()
 

@@ -6,7 +6,8 @@ not been compared against sampling off. Readings are stamped with ``time.monoton
 the system-wide CLOCK_MONOTONIC), the clock the worker stamps its samples with, so a throttled span found here can
 be matched to the worker's samples (:meth:`GpuObserver.inside`, for ``benchmark.throttle=discard``).
 
-A reading is throttled when either holds (nvbench's rule, NVIDIA/nvbench docs/cli_help.md, plus NVML's reasons):
+A reading is throttled when either holds (nvbench's rule, github.com/NVIDIA/nvbench/blob/main/docs/cli_help.md,
+plus NVML's reasons):
 
 * the SM clock is below ``clock_fraction`` (nvbench's ``--throttle-threshold``: 0.75) of the SM clock's maximum
   (``nvmlDeviceGetMaxClockInfo``), unless ``nvmlClocksEventReasonGpuIdle`` is set: an idle device at the sampling
