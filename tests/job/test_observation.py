@@ -59,7 +59,7 @@ def _result() -> ExecutionResult:
     times = np.linspace(0.1, 2.9, 200)
     samples = np.where((times > 1.0) & (times < 1.5), 2.0, 1.0)  # twice as slow while the clock was halved
     latency = LatencyResult(samples, 1.0, 1, "cuda_event", sample_times_s=times)
-    return ExecutionResult(metrics=latency.summary(), latency=latency, series=[("per_request", samples)])
+    return ExecutionResult(metrics=latency.summary(), latency=latency)
 
 
 def test_discard_drops_the_samples_inside_the_throttled_span_and_says_so(monkeypatch) -> None:

@@ -111,9 +111,7 @@ def test_torch_compile_reads_inductor_caches_from_the_trials_engine_cache(tmp_pa
 def _result(median: float) -> ExecutionResult:
     samples = np.full(20, median)
     latency = LatencyResult(samples, median, 1, "host_clock")
-    return ExecutionResult(
-        metrics=latency.summary(), series=[("per_request", samples)], latency=latency, tags={"stop_reason": "max_s"}
-    )
+    return ExecutionResult(metrics=latency.summary(), latency=latency, tags={"stop_reason": "max_s"})
 
 
 def test_a_failed_trial_fails_the_job_and_keeps_the_finished_trials(compose_cfg, tmp_path: Path) -> None:

@@ -38,10 +38,14 @@ class ExecutionResult:
     tags: dict[str, str] = field(default_factory=dict)
     engine_files: list[Path] = field(default_factory=list)  # build products in the job folder, logged with the run
     state: dict[str, str] = field(default_factory=dict)  # the state it measured under (measured_state)
-    series: list[tuple[str, np.ndarray]] = field(default_factory=list)  # every kept sample (latencies.csv)
     attribution: attribution.Attribution | None = None  # benchmark.attribution=true: the profiled rows
     failure: ParityError | None = None  # measured and kept, then failed (benchmark.parity=fail)
-    latency: LatencyResult | None = None  # the samples and their host times (what the parent's observation trims)
+    latency: LatencyResult | None = None  # every kept sample and its host time (what the parent's observation trims)
+
+    @property
+    def series(self) -> list[tuple[str, np.ndarray]]:
+        """Every kept sample, one series per measurement (latencies.csv); none for a build-only job."""
+        return latency_series(self.latency) if self.latency is not None else []
 
 
 def execute(plan: JobPlan, stages: Stages) -> ExecutionResult:
@@ -116,7 +120,6 @@ def execute(plan: JobPlan, stages: Stages) -> ExecutionResult:
         ]
         why = f"; GPU clock events {clock_event_names(ends[0])} -> {clock_event_names(ends[-1])}" if ends else ""
         tags["latency_unstable"] = f"CoV {cov:.1f} % > {limit:.1f} %{why}"
-    result.series = latency_series(latency)
     result.latency = latency
     return result
 

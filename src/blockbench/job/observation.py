@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from blockbench.config.schema import BenchmarkConfig
-from blockbench.job.execute import ExecutionResult, latency_series
+from blockbench.job.execute import ExecutionResult
 from blockbench.measure import metric_names as names
 from blockbench.measure.harness import LatencyResult
 from blockbench.measure.observer import GpuObserver
@@ -54,7 +54,6 @@ def add_observation(result: ExecutionResult, observer: GpuObserver | None, bench
         result.metrics[names.THROTTLE_DISCARDED] = 0.0
         return
     result.metrics.update(kept.summary())
-    result.series = latency_series(kept)
     result.latency = kept
     result.tags[THROTTLED_TAG] += f"; {dropped} samples inside throttled spans discarded (benchmark.throttle=discard)"
     log.warning("throttle: %d samples taken while the GPU throttled were discarded", dropped)
