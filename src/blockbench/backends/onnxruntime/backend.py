@@ -35,8 +35,8 @@ def _ort() -> Any:
         import onnxruntime
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"backend=onnxruntime needs onnxruntime ({exc}); install it with: pip install onnxruntime "
-            "(or onnxruntime-gpu for the CUDA provider)"
+            f"backend=onnxruntime needs ONNX Runtime ({exc}); install one build: pip install -e '.[cpu]', or "
+            "pip install -e '.[gpu]' for the CUDA provider (not both: they share one package folder)"
         ) from exc
     return onnxruntime
 
@@ -53,7 +53,11 @@ def resolve_providers(settings: OnnxRuntimeSettings, ctx: JobContext) -> list[st
                 f"available here: {', '.join(available)}"
             )
         if provider not in available:
-            hint = " (install onnxruntime-gpu for CUDAExecutionProvider)" if provider == CUDA_EP else ""
+            hint = (
+                " (the CUDA provider is in the GPU build: pip uninstall onnxruntime, then pip install -e '.[gpu]')"
+                if provider == CUDA_EP
+                else ""
+            )
             raise ConfigError(
                 f"backend.providers contains {provider!r}, which this onnxruntime "
                 f"{ort.__version__} build lacks{hint}; available here: {', '.join(available)}"
@@ -80,6 +84,9 @@ class OnnxRuntimeBackend(Backend):
         self.session: Any = None
         self.onnx_path: Path | None = None
         self.host_input: torch.Tensor | None = None
+        # CUDA: the stream the provider runs on (its user_compute_stream), so the harness's CUDA events bracket
+        # the provider's kernels; ONNX Runtime treats stream 0 as none, hence a stream of our own.
+        self.stream: torch.cuda.Stream | None = None
 
     @classmethod
     def check(cls, settings: OnnxRuntimeSettings, ctx: JobContext) -> None:
@@ -127,6 +134,8 @@ class OnnxRuntimeBackend(Backend):
                     "prefer_nhwc": "1" if settings.prefer_nhwc else "0",
                     "cudnn_conv_use_max_workspace": "1" if settings.cudnn_conv_use_max_workspace else "0",
                 }
+                if self.stream is not None:
+                    options["user_compute_stream"] = str(self.stream.cuda_stream)
             result.append((provider, options))
         return result
 
@@ -135,12 +144,18 @@ class OnnxRuntimeBackend(Backend):
         assert onnx_path is not None, "onnxruntime needs the ONNX export"
         providers = resolve_providers(self.settings, self.ctx)
         self.onnx_path = onnx_path
+        if providers[0] == CUDA_EP:
+            self.stream = torch.cuda.Stream(device=self.ctx.device)
         self.session = ort.InferenceSession(
             str(onnx_path), sess_options=self._session_options(), providers=self._provider_options(providers)
         )
         used = self.session.get_providers()
         if used[0] != providers[0]:
-            raise ConfigError(f"onnxruntime fell back to {used[0]} instead of {providers[0]}")
+            raise BackendUnavailableError(
+                f"onnxruntime {ort.__version__} fell back to {used[0]} instead of {providers[0]}: its CUDA provider "
+                "could not load (it needs CUDA 13's cuBLAS, cuRAND and runtime and cuDNN 9, e.g. those of a CUDA 13 "
+                "build of torch; ONNX Runtime's log above names the library)"
+            )
         optimized = self.ctx.work_dir / OPTIMIZED_MODEL_NAME
         return BuildResult(
             engine_files=[optimized] if optimized.exists() else [],
@@ -150,7 +165,7 @@ class OnnxRuntimeBackend(Backend):
     def step(self, host_input: torch.Tensor, mode: str) -> InferenceStep:
         self.host_input = host_input
         if mode == "compute" and self.settings.io_binding:
-            return _BoundStep(self.session, host_input, self.ctx)
+            return _BoundStep(self.session, host_input, self.ctx, self.stream)
         return _HostStep(self.session, host_input, self.ctx)
 
     @classmethod
@@ -253,15 +268,25 @@ class _HostStep(InferenceStep):
 
 
 class _BoundStep(InferenceStep):
-    """I/O bound once to pre-allocated buffers (device buffers on CUDA); the run waits for the device."""
+    """I/O bound once to pre-allocated buffers. CUDA: device buffers, and each run is enqueued on ``stream`` (the
+    provider's compute stream) without ONNX Runtime's end-of-run synchronization, so the harness times it between
+    CUDA events on that stream like the torch backend's steps; CPU: a synchronous run timed by the host clock."""
 
-    def __init__(self, session: Any, host_input: torch.Tensor, ctx: JobContext) -> None:
+    def __init__(
+        self, session: Any, host_input: torch.Tensor, ctx: JobContext, stream: torch.cuda.Stream | None = None
+    ) -> None:
         self.session = session
         self.ctx = ctx
+        self.stream = stream
+        self.run_options = _ort().RunOptions()
+        if stream is not None:
+            self.run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
         output_meta = session.get_outputs()[0]
         self.input = host_input.to(ctx.device).contiguous()
         out_shape = [ctx.batch_size if not isinstance(d, int) else d for d in output_meta.shape]
         self.output_buffer = torch.empty(out_shape, dtype=host_input.dtype, device=ctx.device)
+        if ctx.is_cuda:
+            torch.cuda.synchronize(ctx.device)  # the buffers are written on torch's stream, read on the provider's
         self.binding = session.io_binding()
         device_type = "cuda" if ctx.is_cuda else "cpu"
         device_id = ctx.device.index or 0
@@ -279,15 +304,20 @@ class _BoundStep(InferenceStep):
         )
 
     def __call__(self) -> None:
-        self.session.run_with_iobinding(self.binding)
-        if self.ctx.is_cuda:
-            torch.cuda.synchronize(self.ctx.device)
+        self.session.run_with_iobinding(self.binding, self.run_options)
 
     def output(self) -> torch.Tensor:
+        if self.stream is not None:
+            self.stream.synchronize()
         return self.output_buffer.float().cpu()
 
     def run_on(self, data: torch.Tensor) -> torch.Tensor:
-        self.input.copy_(data)
+        if self.stream is not None:
+            self.stream.synchronize()
+            with torch.cuda.stream(self.stream):
+                self.input.copy_(data)
+        else:
+            self.input.copy_(data)
         self()
         return self.output()
 
