@@ -2,8 +2,8 @@
 
 Every block with BN and with LN at its paper width, 64x64, FP16, GELU (ReLU adds no layer kind the tiny set does not
 build); every paper variant (4 blocks x BN/LN x ReLU/GELU) at tiny width, FP32, through the engine cache (16 misses,
-then byte-identical hits, then a corrupt entry rebuilt); and a planted operator no
-library knows, which must end in one parser error. The count of engines built is printed in the test summary.
+then byte-identical hits, then a corrupt entry rebuilt); and a planted operator no library knows, which must end
+in one parser error. The count of engines built is printed in the test summary.
 """
 
 from __future__ import annotations
